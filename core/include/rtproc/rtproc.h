@@ -1,0 +1,12 @@
+/* rtproc — the one header a plugin includes. */
+#ifndef RTPROC_H
+#define RTPROC_H
+
+#include "version.h"
+#include "record.h"
+#include "options.h"
+#include "plugin.h"
+#include "json.h"
+#include "timefmt.h"
+
+#endif

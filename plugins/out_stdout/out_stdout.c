@@ -1,0 +1,178 @@
+/* out_stdout: one line per record on standard output.
+ *
+ * The batch is formatted on the loop thread and written by libuv's thread
+ * pool (uv_fs_write), so a slow reader at the other end of a pipe holds the
+ * batch, not the loop: the batch is acknowledged only once the kernel took
+ * every byte, and a reader that stops reading pauses the inputs through
+ * backpressure instead of growing memory. */
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include <rtproc/rtproc.h>
+
+enum { FORMAT_JSON, FORMAT_LOGFMT };
+
+typedef struct stdout_ctx {
+    int format;
+    char *time_key;
+    char *tag_key;
+    rtp_instance *ins;
+    uv_fs_t req;
+    rtp_sbuf out;
+    size_t written;
+    rtp_batch *batch; /* being written */
+} stdout_ctx;
+
+#define OFF(f) offsetof(stdout_ctx, f)
+static const rtp_option stdout_options[] = {
+    {"format", RTP_OPT_ENUM, "json", 0, OFF(format),
+     "json: one RFC 8259 object per line; logfmt: key=value pairs", "json|logfmt"},
+    {"time_key", RTP_OPT_STR, NULL, 0, OFF(time_key),
+     "add the event time (RFC 3339, UTC) under this name; unset: not printed", NULL},
+    {"tag_key", RTP_OPT_STR, NULL, 0, OFF(tag_key), "add the record's tag under this name; unset: not printed",
+     NULL},
+    RTP_OPT_END};
+
+/* ---- logfmt ---------------------------------------------------------------- */
+
+static bool needs_quotes(const char *s, size_t n)
+{
+    if (n == 0) return true;
+    for (size_t i = 0; i < n; i++)
+        if (s[i] <= ' ' || s[i] == '"' || s[i] == '=' || s[i] == '\\') return true;
+    return false;
+}
+
+static void logfmt_value(rtp_sbuf *out, const char *s, size_t n)
+{
+    if (needs_quotes(s, n))
+        rtp_json_write_string(out, s, n); /* JSON escaping is valid logfmt quoting */
+    else
+        rtp_sbuf_append(out, s, n);
+}
+
+static void logfmt_field(rtp_sbuf *out, const rtp_field *f)
+{
+    char num[40];
+    int n;
+    switch (f->type) {
+    case RTP_NULL: rtp_sbuf_append(out, "null", 4); break;
+    case RTP_BOOL: rtp_sbuf_append(out, f->v.b ? "true" : "false", f->v.b ? 4 : 5); break;
+    case RTP_INT:
+        n = snprintf(num, sizeof num, "%lld", (long long)f->v.i);
+        rtp_sbuf_append(out, num, (size_t)n);
+        break;
+    case RTP_DOUBLE: rtp_json_write_double(out, f->v.d); break;
+    case RTP_TIME: rtp_sbuf_append(out, num, rtp_time_rfc3339(f->v.t, num)); break;
+    default: logfmt_value(out, f->v.s, f->len); break;
+    }
+}
+
+static void logfmt_record(stdout_ctx *c, const rtp_record *r, const char *tag)
+{
+    rtp_sbuf *out = &c->out;
+    size_t start = out->len;
+    if (c->time_key) {
+        char ts[40];
+        rtp_sbuf_append(out, c->time_key, strlen(c->time_key));
+        rtp_sbuf_append(out, "=", 1);
+        rtp_sbuf_append(out, ts, rtp_time_rfc3339(r->time, ts));
+    }
+    if (c->tag_key) {
+        if (out->len > start) rtp_sbuf_append(out, " ", 1);
+        rtp_sbuf_append(out, c->tag_key, strlen(c->tag_key));
+        rtp_sbuf_append(out, "=", 1);
+        logfmt_value(out, tag, strlen(tag));
+    }
+    for (uint32_t i = 0; i < r->nfields; i++) {
+        size_t klen;
+        const char *k = rtp_key_name(r->fields[i].key, &klen);
+        if (out->len > start) rtp_sbuf_append(out, " ", 1);
+        logfmt_value(out, k, klen);
+        rtp_sbuf_append(out, "=", 1);
+        logfmt_field(out, &r->fields[i]);
+    }
+}
+
+/* ---- writing ---------------------------------------------------------------- */
+
+static void format_batch(stdout_ctx *c, rtp_batch *b)
+{
+    rtp_json_write_opts opts = {c->time_key, c->tag_key, rtp_batch_tag(b)};
+    c->out.len = 0;
+    for (size_t i = 0; i < rtp_batch_count(b); i++) {
+        const rtp_record *r = rtp_batch_record(b, i);
+        if (c->format == FORMAT_JSON)
+            rtp_json_write_record(&c->out, r, &opts);
+        else
+            logfmt_record(c, r, opts.tag);
+        rtp_sbuf_append(&c->out, "\n", 1);
+    }
+}
+
+static void write_rest(stdout_ctx *c);
+
+static void on_written(uv_fs_t *req)
+{
+    stdout_ctx *c = req->data;
+    ssize_t n = req->result;
+    uv_fs_req_cleanup(req);
+    if (n < 0 && n != UV_EAGAIN && n != UV_EINTR) {
+        rtp_error(c->ins, "write to stdout failed: %s", uv_strerror((int)n));
+        rtp_batch *b = c->batch;
+        c->batch = NULL;
+        rtp_output_done(c->ins, b, RTP_RETRY);
+        return;
+    }
+    if (n > 0) c->written += (size_t)n;
+    if (c->written < c->out.len) {
+        write_rest(c);
+        return;
+    }
+    rtp_batch *b = c->batch;
+    c->batch = NULL;
+    rtp_output_done(c->ins, b, RTP_OK);
+}
+
+static void write_rest(stdout_ctx *c)
+{
+    uv_buf_t buf = uv_buf_init(c->out.data + c->written, (unsigned)(c->out.len - c->written));
+    c->req.data = c;
+    int rc = uv_fs_write(rtp_instance_loop(c->ins), &c->req, 1, &buf, 1, -1, on_written);
+    if (rc < 0) {
+        rtp_error(c->ins, "cannot write to stdout: %s", uv_strerror(rc));
+        rtp_batch *b = c->batch;
+        c->batch = NULL;
+        rtp_output_done(c->ins, b, RTP_RETRY);
+    }
+}
+
+static void stdout_write(rtp_instance *ins, void *ctx, rtp_batch *b)
+{
+    stdout_ctx *c = ctx;
+    format_batch(c, b);
+    c->batch = b;
+    c->written = 0;
+    write_rest(c);
+}
+
+static int stdout_init(rtp_instance *ins, void *ctx)
+{
+    stdout_ctx *c = ctx;
+    c->ins = ins;
+    return 0;
+}
+
+static void stdout_destroy(rtp_instance *ins, void *ctx)
+{
+    stdout_ctx *c = ctx;
+    rtp_sbuf_free(&c->out);
+}
+
+RTP_PLUGIN_DEFINE(.kind = RTP_OUTPUT, .name = "stdout",
+                  .description = "writes each record as a line of JSON (or logfmt) to standard output",
+                  .options = stdout_options, .ctx_size = sizeof(stdout_ctx), .init = stdout_init,
+                  .write = stdout_write, .destroy = stdout_destroy);

@@ -52,32 +52,53 @@ static int classify(const char *header, section_kind *kind, const char **name)
     return -1;
 }
 
-static config_section *section_for(parse_state *st, const char *header)
+static config_section *find_section(rtp_config *cfg, const char *header)
+{
+    for (size_t i = 0; i < cfg->n_sec; i++)
+        if (strcmp(cfg->sec[i].header, header) == 0) return &cfg->sec[i];
+    return NULL;
+}
+
+static void add_section(parse_state *st, const char *header)
 {
     rtp_config *cfg = st->cfg;
-    if (cfg->n_sec && strcmp(cfg->sec[cfg->n_sec - 1].header, header) == 0)
-        return &cfg->sec[cfg->n_sec - 1];
-    for (size_t i = 0; i < cfg->n_sec; i++) {
-        if (strcmp(cfg->sec[i].header, header) == 0) {
-            if (!st->error)
-                st->error = rtp_xasprintf("section [%s] appears twice: give each instance "
-                                          "its own name, e.g. [%s2]", header, header);
-            return NULL;
-        }
+    if (st->error) return;
+    if (find_section(cfg, header)) {
+        st->error = rtp_xasprintf("section [%s] appears twice: give each instance its own name, "
+                                  "e.g. [%s2]", header, header);
+        return;
     }
     section_kind kind;
     const char *name;
     if (classify(header, &kind, &name) < 0) {
-        if (!st->error)
-            st->error = rtp_xasprintf("section [%s]: unknown section; expected [service], "
-                                      "[plugins], [input.NAME], [filter.NAME] or [output.NAME]",
-                                      header);
-        return NULL;
+        st->error = rtp_xasprintf("section [%s]: unknown section; expected [service], [plugins], "
+                                  "[input.NAME], [filter.NAME] or [output.NAME]", header);
+        return;
     }
     cfg->sec = rtp_xrealloc(cfg->sec, (cfg->n_sec + 1) * sizeof *cfg->sec);
     config_section *s = &cfg->sec[cfg->n_sec++];
     *s = (config_section){.header = rtp_xstrdup(header), .kind = kind, .name = rtp_xstrdup(name)};
-    return s;
+}
+
+/* libinih calls the handler only for keys, so a section with none (an
+ * instance happy with every default) would not exist; the headers are
+ * collected here first, in file order, the way inih reads them. */
+static void scan_headers(parse_state *st, const char *text)
+{
+    if (strncmp(text, "\xEF\xBB\xBF", 3) == 0) text += 3; /* inih skips a BOM too */
+    for (const char *line = text; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+        const char *p = line;
+        while (*p == ' ' || *p == '\t') p++;
+        if (*p != '[') continue;
+        const char *close = p + 1 + strcspn(p + 1, "]\n;");
+        if (*close != ']') continue;
+        const char *a = p + 1, *b = close;
+        while (a < b && (*a == ' ' || *a == '\t')) a++;
+        while (b > a && (b[-1] == ' ' || b[-1] == '\t')) b--;
+        char *header = rtp_xstrndup(a, (size_t)(b - a));
+        add_section(st, header);
+        free(header);
+    }
 }
 
 static void add_value(config_section *s, const char *key, const char *value)
@@ -101,8 +122,8 @@ static int on_entry(void *user, const char *section, const char *key, const char
         if (!st->error) st->error = rtp_xasprintf("key '%s' appears before any [section]", key);
         return 1;
     }
-    config_section *s = section_for(st, section);
-    if (!s) return 1;
+    config_section *s = find_section(st->cfg, section);
+    if (!s) return 1; /* reported by scan_headers */
     char *bad = NULL;
     char *expanded = rtp_config_expand(value, &bad);
     if (!expanded) {
@@ -118,8 +139,20 @@ static int on_entry(void *user, const char *section, const char *key, const char
     return 1;
 }
 
-/* Finds line `lineno` of text and says what is wrong with it, for inih's
- * bare line-number errors. */
+/* libinih reads a long line in pieces and reports the piece after the
+ * first as a line of its own, so overlong lines are found here first. */
+static int find_long_line(const char *text, size_t *len)
+{
+    int lineno = 1;
+    for (const char *p = text; *p; lineno++) {
+        size_t n = strcspn(p, "\n");
+        *len = n && p[n - 1] == '\r' ? n - 1 : n;
+        if (*len > INI_LINE_LIMIT - 2) return lineno;
+        p += n + (p[n] == '\n');
+    }
+    return 0;
+}
+
 static void report_line(const char *name, const char *text, int lineno)
 {
     const char *p = text;
@@ -129,21 +162,24 @@ static void report_line(const char *name, const char *text, int lineno)
     }
     size_t len = p ? strcspn(p, "\n") : 0;
     if (len && p[len - 1] == '\r') len--;
-    if (len >= INI_LINE_LIMIT - 1)
-        fprintf(stderr,
-                "rtproc: %s:%d: line is %zu characters, over the limit of %d: split the "
-                "value over indented continuation lines\n",
-                name, lineno, len, INI_LINE_LIMIT - 2);
-    else
-        fprintf(stderr, "rtproc: %s:%d: syntax error: '%.*s' (expected [section] or key = value)\n",
-                name, lineno, (int)(len > 120 ? 120 : len), p ? p : "");
+    fprintf(stderr, "rtproc: %s:%d: syntax error: '%.*s' (expected [section] or key = value)\n", name,
+            lineno, (int)(len > 120 ? 120 : len), p ? p : "");
 }
 
 rtp_config *rtp_config_parse(const char *text, const char *name)
 {
     parse_state st = {rtp_xcalloc(1, sizeof(rtp_config)), NULL};
     st.cfg->path = rtp_xstrdup(name);
-    int rc = ini_parse_string(text, on_entry, &st);
+    size_t long_len;
+    int long_line = find_long_line(text, &long_len);
+    if (long_line) {
+        fprintf(stderr, "rtproc: %s:%d: line is %zu characters, over the limit of %d: split the value "
+                        "over indented continuation lines\n", name, long_line, long_len, INI_LINE_LIMIT - 2);
+        rtp_config_free(st.cfg);
+        return NULL;
+    }
+    scan_headers(&st, text);
+    int rc = st.error ? 0 : ini_parse_string(text, on_entry, &st);
     if (rc != 0 || st.error) {
         if (rc > 0)
             report_line(name, text, rc);

@@ -89,6 +89,12 @@ const rtp_plugin *rtp_loader_load(const char *path)
     return p;
 }
 
+void rtp_loader_add_static(const rtp_plugin *p)
+{
+    plugins = rtp_xrealloc(plugins, (n_plugins + 1) * sizeof *plugins);
+    plugins[n_plugins++] = (loaded){p, NULL, rtp_xstrdup("(static)")};
+}
+
 static const rtp_plugin *find_loaded(rtp_kind kind, const char *name)
 {
     for (size_t i = 0; i < n_plugins; i++)

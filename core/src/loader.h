@@ -10,6 +10,8 @@
 void rtp_loader_add_dir(const char *dir);
 /* Loads one object (from [plugins] path or a search). Prints why on failure. */
 const rtp_plugin *rtp_loader_load(const char *path);
+/* Registers a descriptor linked into the process (tests). */
+void rtp_loader_add_static(const rtp_plugin *p);
 /* A loaded plugin of that kind and name, loading it from the directories on
  * first use; NULL after printing why. */
 const rtp_plugin *rtp_loader_find(rtp_kind kind, const char *name);

@@ -355,6 +355,7 @@ static int start_all(rtp_instance **arr, size_t n)
             rtp_error(ins, "failed to start");
             return -1;
         }
+        rtp_debug(ins, "started (plugin %s)", ins->plugin->name);
     }
     return 0;
 }

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rtproc/plugin.h"
 #include "util.h"
 
 typedef struct loaded {
@@ -86,6 +87,8 @@ const rtp_plugin *rtp_loader_load(const char *path)
     }
     plugins = rtp_xrealloc(plugins, (n_plugins + 1) * sizeof *plugins);
     plugins[n_plugins++] = (loaded){p, dl, rtp_xstrdup(path)};
+    rtp_debug(NULL, "loaded %s plugin '%s' (ABI %u.%u) from %s", rtp_kind_name(p->kind), p->name, p->abi_major,
+              p->abi_minor, path);
     return p;
 }
 

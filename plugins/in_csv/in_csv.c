@@ -1,0 +1,673 @@
+/* in_csv: replays a CSV file as records.
+ *
+ * The file is read in chunks by libuv's thread pool into reference-counted
+ * buffers; rows are cut by the tokenizer in csv_parse.c and their cells
+ * become fields that point into the buffer (the batch holds it), so a row
+ * costs no copy unless a cell has "" escapes. A row cut by the end of a chunk
+ * is carried to the front of the next buffer.
+ *
+ * Progress is a byte offset: every emitted batch carries the offset just past
+ * its last row, acknowledgements come back in order, and the acknowledged
+ * offset is what the checkpoint stores. A restart reads the header again,
+ * then seeks to the checkpoint: nothing delivered is read twice, nothing
+ * undelivered is skipped. */
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include <rtproc/rtproc.h>
+#include <rtproc/text.h>
+
+#include "checkpoint.h"
+#include "csv_parse.h"
+
+typedef enum col_type { COL_AUTO, COL_STRING, COL_INT, COL_DOUBLE, COL_BOOL, COL_TIME } col_type;
+
+static const char *const col_type_names[] = {"auto", "string", "int", "double", "bool", "time"};
+
+typedef struct csv_ctx {
+    /* options */
+    char *path;
+    char *delimiter;
+    char *quote;
+    bool header;
+    rtp_strlist columns;
+    rtp_strlist types;
+    rtp_strlist null_values;
+    char *time_key;
+    char *time_format;
+    double rate;
+    double speed;
+    bool exit_on_eof;
+    char *state_dir;
+    int64_t batch_size;
+    uint64_t buffer_size;
+    uint64_t max_row_size;
+    int64_t checkpoint_interval;
+
+    rtp_instance *ins;
+    csv_parser parser;
+    csv_cell *cells;
+    rtp_timefmt *tf;
+
+    /* columns */
+    uint32_t ncols;
+    rtp_key *keys;
+    col_type *ctype;
+    int time_col;
+    uint64_t data_start; /* file offset of the first data row */
+
+    /* file and buffer */
+    int fd;
+    uint64_t dev, ino;
+    uv_fs_t read_req;
+    bool reading, eof, done, stopped;
+    bool skipping; /* inside an overlong row: discard up to the next line end */
+    rtp_buf *buf;
+    size_t len;    /* valid bytes in buf */
+    size_t off;    /* next row starts here */
+    uint64_t base; /* file offset of buf[0] */
+
+    /* the batch being filled */
+    rtp_batch *batch;
+
+    /* pacing (rate or speed) and wake-ups */
+    uv_timer_t timer;
+    uint64_t start_ns;
+    uint64_t paced_rows;
+    int64_t first_event;
+    bool have_first;
+
+    /* checkpoint */
+    char *ckpt_path;
+    uint64_t acked;
+    uint64_t saved;
+    uv_timer_t ckpt_timer;
+
+    rtp_metric *bad_rows;
+    char why[200]; /* text of the last bad row's problem */
+} csv_ctx;
+
+#define OFF(f) offsetof(csv_ctx, f)
+static const rtp_option csv_options[] = {
+    {"path", RTP_OPT_STR, NULL, RTP_OPT_REQUIRED, OFF(path), "CSV file to read", NULL},
+    {"delimiter", RTP_OPT_STR, ",", 0, OFF(delimiter),
+     "cell separator: one character, or tab, semicolon, comma, pipe, space (';' itself would start a comment)",
+     NULL},
+    {"quote", RTP_OPT_STR, "\"", 0, OFF(quote), "quote character; empty: quotes are ordinary text", NULL},
+    {"header", RTP_OPT_BOOL, "true", 0, OFF(header), "the first row names the fields", NULL},
+    {"columns", RTP_OPT_LIST, NULL, 0, OFF(columns),
+     "field names, in file order (replaces the header's names; needed without a header)", NULL},
+    {"types", RTP_OPT_LIST, NULL, 0, OFF(types),
+     "column types as name:type, type one of auto, string, int, double, bool, time "
+     "(time uses time_format); undeclared columns are auto: int, double or string by their text", NULL},
+    {"null_values", RTP_OPT_LIST, "null,NULL,N/A", 0, OFF(null_values),
+     "unquoted cell texts that mean null (an empty unquoted cell always does)", NULL},
+    {"time_key", RTP_OPT_STR, NULL, 0, OFF(time_key), "column that gives each record its event time", NULL},
+    {"time_format", RTP_OPT_STR, "iso8601", 0, OFF(time_format),
+     "format of time_key and time columns: strftime pattern (%Y-%m-%d), epoch, epoch_ms, epoch_us, "
+     "epoch_ns or iso8601", NULL},
+    {"rate", RTP_OPT_DOUBLE, "0", 0, OFF(rate), "records per second to replay at; 0: as fast as possible", NULL},
+    {"speed", RTP_OPT_DOUBLE, "0", 0, OFF(speed),
+     "replay at this multiple of the data's own pace, by time_key (1: real time, 60: a minute a second)", NULL},
+    {"exit_on_eof", RTP_OPT_BOOL, "false", 0, OFF(exit_on_eof),
+     "end the run once the whole file is read and delivered", NULL},
+    {"state_dir", RTP_OPT_STR, NULL, 0, OFF(state_dir),
+     "directory for the checkpoint (<instance>.ckpt); a restart resumes after the last delivered row", NULL},
+    {"checkpoint_interval", RTP_OPT_DURATION, "1s", 0, OFF(checkpoint_interval),
+     "how often the delivered offset is written (and always at stop)", NULL},
+    {"batch_size", RTP_OPT_INT, "4096", 0, OFF(batch_size), "records per batch", NULL},
+    {"buffer_size", RTP_OPT_SIZE, "1M", 0, OFF(buffer_size), "bytes read from the file at a time", NULL},
+    {"max_row_size", RTP_OPT_SIZE, "1M", 0, OFF(max_row_size),
+     "longest row; a longer one goes to the error route and reading resumes at the next line", NULL},
+    RTP_OPT_END};
+
+static void produce(csv_ctx *c);
+
+/* ---- configuration --------------------------------------------------------- */
+
+/* ';' starts a comment in the pipeline file and tabs are invisible, so
+ * delimiters also have names. */
+static const char *delimiter_char(const char *d)
+{
+    static const char *const names[][2] = {{"\\t", "\t"}, {"tab", "\t"},      {"semicolon", ";"},
+                                           {"comma", ","},  {"pipe", "|"},       {"space", " "}};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        if (strcmp(d, names[i][0]) == 0) return names[i][1];
+    return d;
+}
+
+static int parse_delims(csv_ctx *c, rtp_instance *ins)
+{
+    const char *d = delimiter_char(c->delimiter);
+    int quote = c->quote[0] ? (unsigned char)c->quote[0] : CSV_NO_QUOTE;
+    if (strlen(d) != 1) {
+        rtp_config_error(ins, "delimiter", "must be one character or a name (tab, semicolon, comma, pipe, "
+                                           "space), not '%s'%s", c->delimiter,
+                         c->delimiter[0] ? "" : " (a ';' after '=' starts a comment: write semicolon)");
+        return -1;
+    }
+    if (strlen(c->quote) > 1) {
+        rtp_config_error(ins, "quote", "must be one character or empty, not '%s'", c->quote);
+        return -1;
+    }
+    c->cells = calloc(CSV_DEFAULT_MAX_CELLS, sizeof *c->cells);
+    if (csv_parser_init(&c->parser, d[0], quote, c->cells, CSV_DEFAULT_MAX_CELLS) < 0) {
+        rtp_config_error(ins, "delimiter", "'%s' cannot be used with quote '%s'", c->delimiter, c->quote);
+        return -1;
+    }
+    return 0;
+}
+
+static int find_column(const csv_ctx *c, const char *name)
+{
+    for (uint32_t i = 0; i < c->ncols; i++)
+        if (strcmp(rtp_key_name(c->keys[i], NULL), name) == 0) return (int)i;
+    return -1;
+}
+
+static int set_names(csv_ctx *c, const csv_row *row)
+{
+    if (c->columns.n) {
+        c->ncols = (uint32_t)c->columns.n;
+        c->keys = calloc(c->ncols, sizeof *c->keys);
+        for (uint32_t i = 0; i < c->ncols; i++) c->keys[i] = rtp_key_cstr(c->columns.v[i]);
+    } else {
+        c->ncols = row->ncells;
+        c->keys = calloc(c->ncols, sizeof *c->keys);
+        for (uint32_t i = 0; i < c->ncols; i++) {
+            char *name = malloc(row->cells[i].len + 1);
+            size_t n = csv_unescape(&c->parser, &row->cells[i], name);
+            c->keys[i] = rtp_key_intern(name, n);
+            free(name);
+        }
+    }
+    c->ctype = calloc(c->ncols ? c->ncols : 1, sizeof *c->ctype);
+    return 0;
+}
+
+static int parse_types(csv_ctx *c, rtp_instance *ins)
+{
+    for (size_t i = 0; i < c->types.n; i++) {
+        char *colon = strrchr(c->types.v[i], ':');
+        if (!colon) {
+            rtp_config_error(ins, "types", "'%s' is not name:type", c->types.v[i]);
+            return -1;
+        }
+        *colon = 0;
+        int col = find_column(c, c->types.v[i]);
+        int t = -1;
+        for (int k = 0; k < (int)(sizeof col_type_names / sizeof *col_type_names); k++)
+            if (strcmp(colon + 1, col_type_names[k]) == 0) t = k;
+        if (col < 0 || t < 0) {
+            rtp_config_error(ins, "types", col < 0 ? "no column named '%s'" : "unknown type in '%s:%s'",
+                             c->types.v[i], colon + 1);
+            *colon = ':';
+            return -1;
+        }
+        *colon = ':';
+        c->ctype[col] = (col_type)t;
+    }
+    return 0;
+}
+
+/* Reads up to the end of the header row with plain blocking reads: init runs
+ * before the loop, and knowing the columns here lets `types` and `time_key`
+ * be checked against them before anything starts (and by --dry-run). */
+static int read_header(csv_ctx *c, rtp_instance *ins)
+{
+    size_t cap = 65536, len = 0;
+    char *buf = malloc(cap);
+    csv_row row;
+    csv_status st = CSV_NEED_MORE;
+    for (;;) {
+        ssize_t n = pread(c->fd, buf + len, cap - len, (off_t)len);
+        if (n < 0) {
+            rtp_config_error(ins, "path", "cannot read %s: %s", c->path, strerror(errno));
+            break;
+        }
+        len += (size_t)n;
+        st = csv_next_row(&c->parser, buf, len, 0, CSV_BOF | (n == 0 ? CSV_EOF : 0), &row);
+        if (st != CSV_NEED_MORE || n == 0 || len >= c->max_row_size) break;
+        if (len == cap) buf = realloc(buf, cap *= 2);
+    }
+    int rc = -1;
+    if (st == CSV_ROW) {
+        set_names(c, &row);
+        c->data_start = row.end;
+        rc = 0;
+    } else if (st == CSV_END) {
+        rtp_config_error(ins, "path", "%s is empty: no header row", c->path);
+    } else if (st != CSV_NEED_MORE || len < c->max_row_size) {
+        rtp_config_error(ins, "path", "%s: bad header row: %s", c->path, row.error ? row.error : "unreadable");
+    } else {
+        rtp_config_error(ins, "path", "%s: header row longer than max_row_size", c->path);
+    }
+    free(buf);
+    return rc;
+}
+
+static int open_file(csv_ctx *c, rtp_instance *ins)
+{
+    c->fd = open(c->path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (c->fd < 0 || fstat(c->fd, &st) < 0) {
+        rtp_config_error(ins, "path", "cannot open %s: %s", c->path, strerror(errno));
+        return -1;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        rtp_config_error(ins, "path", "%s is a directory", c->path);
+        return -1;
+    }
+    c->dev = (uint64_t)st.st_dev;
+    c->ino = (uint64_t)st.st_ino;
+    return 0;
+}
+
+static int check_pacing(csv_ctx *c, rtp_instance *ins)
+{
+    if (c->rate < 0 || c->speed < 0 || !isfinite(c->rate) || !isfinite(c->speed)) {
+        rtp_config_error(ins, c->rate < 0 ? "rate" : "speed", "must not be negative");
+        return -1;
+    }
+    if (c->rate > 0 && c->speed > 0) {
+        rtp_config_error(ins, "speed", "choose rate or speed, not both");
+        return -1;
+    }
+    if (c->speed > 0 && c->time_col < 0) {
+        rtp_config_error(ins, "speed", "needs time_key: the pace comes from the data's timestamps");
+        return -1;
+    }
+    if (c->batch_size < 1) {
+        rtp_config_error(ins, "batch_size", "must be at least 1");
+        return -1;
+    }
+    if (c->buffer_size < 4096 || c->max_row_size < 16) {
+        rtp_config_error(ins, c->buffer_size < 4096 ? "buffer_size" : "max_row_size", "is too small");
+        return -1;
+    }
+    return 0;
+}
+
+static int csv_init(rtp_instance *ins, void *ctx)
+{
+    csv_ctx *c = ctx;
+    c->ins = ins;
+    c->fd = -1;
+    c->time_col = -1;
+    const char *err = NULL;
+    if (parse_delims(c, ins) < 0 || open_file(c, ins) < 0) return -1;
+    if (!c->header && !c->columns.n) {
+        rtp_config_error(ins, "columns", "required when header = false");
+        return -1;
+    }
+    if (c->header && read_header(c, ins) < 0) return -1;
+    if (!c->header) set_names(c, NULL);
+    if (parse_types(c, ins) < 0) return -1;
+    c->tf = rtp_timefmt_new(c->time_format, &err);
+    if (!c->tf) {
+        rtp_config_error(ins, "time_format", "'%s': %s", c->time_format, err);
+        return -1;
+    }
+    if (c->time_key && (c->time_col = find_column(c, c->time_key)) < 0) {
+        rtp_config_error(ins, "time_key", "no column named '%s'", c->time_key);
+        return -1;
+    }
+    c->bad_rows = rtp_metric_counter(ins, "bad_rows", "rows sent to the error route");
+    return check_pacing(c, ins);
+}
+
+/* ---- rows to records ------------------------------------------------------- */
+
+static bool is_null_token(const csv_ctx *c, const char *p, size_t n)
+{
+    for (size_t i = 0; i < c->null_values.n; i++)
+        if (strlen(c->null_values.v[i]) == n && memcmp(c->null_values.v[i], p, n) == 0) return true;
+    return false;
+}
+
+static bool parse_bool_view(const char *p, size_t n, bool *out)
+{
+    char tmp[8];
+    if (n == 0 || n >= sizeof tmp) return false;
+    memcpy(tmp, p, n);
+    tmp[n] = 0;
+    return rtp_parse_bool(tmp, out) == 0;
+}
+
+/* Fills f from the cell text; NULL, or why the text does not fit the type. */
+static const char *convert(const csv_ctx *c, col_type t, const char *p, size_t n, rtp_field *f)
+{
+    switch (t) {
+    case COL_AUTO:
+        f->type = (uint8_t)rtp_classify_number(p, n, &f->v.i, &f->v.d);
+        break;
+    case COL_INT:
+        if (rtp_parse_int64(p, n, &f->v.i) < 0) return "not an int";
+        f->type = RTP_INT;
+        return NULL;
+    case COL_DOUBLE:
+        if (rtp_parse_double(p, n, &f->v.d) < 0) return "not a number";
+        f->type = RTP_DOUBLE;
+        return NULL;
+    case COL_BOOL:
+        if (!parse_bool_view(p, n, &f->v.b)) return "not a bool";
+        f->type = RTP_BOOL;
+        return NULL;
+    case COL_TIME:
+        if (rtp_timefmt_parse(c->tf, p, n, &f->v.t) < 0) return "does not match time_format";
+        f->type = RTP_TIME;
+        return NULL;
+    case COL_STRING: f->type = RTP_STRING; break;
+    }
+    if (f->type == RTP_STRING) {
+        f->v.s = p;
+        f->len = (uint32_t)n;
+    }
+    return NULL;
+}
+
+static const char *fill_record(csv_ctx *c, rtp_batch *b, rtp_record *r, const csv_row *row)
+{
+    for (uint32_t i = 0; i < c->ncols; i++) {
+        const csv_cell *cell = &row->cells[i];
+        const char *p = cell->p;
+        size_t n = cell->len;
+        if (cell->flags & CSV_ESCAPED) {
+            char *d = rtp_batch_alloc(b, n ? n : 1);
+            n = csv_unescape(&c->parser, cell, d);
+            p = d;
+        }
+        rtp_field *f = &r->fields[r->nfields++];
+        f->key = c->keys[i];
+        f->len = 0;
+        f->type = RTP_NULL;
+        f->v.i = 0;
+        bool quoted = cell->flags & CSV_QUOTED;
+        if (!quoted && (n == 0 || is_null_token(c, p, n))) continue;
+        const char *bad = convert(c, c->ctype[i], p, n, f);
+        if (!bad && (int)i == c->time_col && rtp_timefmt_parse(c->tf, p, n, &r->time) < 0)
+            bad = "does not match time_format";
+        if (bad) {
+            snprintf(c->why, sizeof c->why, "column '%s': '%.*s' %s", rtp_key_name(c->keys[i], NULL),
+                     (int)(n > 40 ? 40 : n), p, bad);
+            return c->why;
+        }
+    }
+    if (c->time_col >= 0 && r->fields[c->time_col].type == RTP_NULL) return "time_key is empty";
+    return NULL;
+}
+
+static void bad_row(csv_ctx *c, const csv_row *row, const char *why)
+{
+    uint64_t at = c->base + row->start;
+    rtp_warn(c->ins, "bad row at byte %llu: %s", (unsigned long long)at, why);
+    rtp_metric_add(c->bad_rows, 1);
+    rtp_input_error(c->ins, why, rtp_buf_data(c->buf) + row->start, row->end - row->start);
+}
+
+static void take_row(csv_ctx *c, const csv_row *row)
+{
+    if (row->ncells != c->ncols) {
+        snprintf(c->why, sizeof c->why, "expected %u cells, found %u", c->ncols, row->ncells);
+        bad_row(c, row, c->why);
+        return;
+    }
+    if (!c->batch) {
+        c->batch = rtp_input_batch(c->ins);
+        rtp_batch_hold(c->batch, c->buf);
+    }
+    rtp_record *r = rtp_batch_append(c->batch, c->ncols);
+    const char *bad = fill_record(c, c->batch, r, row);
+    if (bad) {
+        r->flags |= RTP_RECORD_DROPPED; /* the engine removes it at emit */
+        bad_row(c, row, bad);
+    }
+    rtp_batch_add_bytes(c->batch, row->end - row->start);
+}
+
+static void emit_batch(csv_ctx *c)
+{
+    if (!c->batch) return;
+    rtp_batch *b = c->batch;
+    c->batch = NULL;
+    rtp_input_emit(c->ins, b, c->base + c->off);
+}
+
+/* ---- reading ----------------------------------------------------------------- */
+
+static void on_read(uv_fs_t *req)
+{
+    csv_ctx *c = req->data;
+    ssize_t n = req->result;
+    uv_fs_req_cleanup(req);
+    c->reading = false;
+    if (c->stopped) return;
+    if (n < 0) {
+        rtp_error(c->ins, "read error on %s: %s; stopping this input", c->path, uv_strerror((int)n));
+        c->done = true;
+        rtp_input_finished(c->ins, c->exit_on_eof);
+        return;
+    }
+    c->len += (size_t)n;
+    if (n == 0) c->eof = true;
+    produce(c);
+}
+
+/* Moves the unfinished row to the front of a fresh buffer (batches still hold
+ * the old one) and reads the next chunk after it. */
+static void start_read(csv_ctx *c)
+{
+    size_t carry = c->buf ? c->len - c->off : 0;
+    size_t cap = (size_t)c->buffer_size;
+    while (cap < carry * 2) cap *= 2;
+    rtp_buf *nb = rtp_buf_new(cap);
+    if (carry) memcpy(rtp_buf_data(nb), rtp_buf_data(c->buf) + c->off, carry);
+    c->base += c->off;
+    rtp_buf_unref(c->buf);
+    c->buf = nb;
+    c->len = carry;
+    c->off = 0;
+    uv_buf_t ub = uv_buf_init(rtp_buf_data(nb) + carry, (unsigned)(cap - carry));
+    c->read_req.data = c;
+    c->reading = true;
+    uv_fs_read(rtp_instance_loop(c->ins), &c->read_req, c->fd, &ub, 1, (int64_t)(c->base + carry), on_read);
+}
+
+/* A row longer than max_row_size: report its start, then discard bytes up to
+ * the next line end, however many reads away that is. */
+static void start_skipping(csv_ctx *c)
+{
+    csv_row row = {.start = c->off, .end = c->off + (c->max_row_size < 256 ? c->max_row_size : 256)};
+    bad_row(c, &row, "row longer than max_row_size");
+    c->skipping = true;
+}
+
+/* True when the line end was found in the buffer. */
+static bool skip_to_line_end(csv_ctx *c)
+{
+    char *data = rtp_buf_data(c->buf);
+    char *nl = memchr(data + c->off, '\n', c->len - c->off);
+    c->off = nl ? (size_t)(nl - data) + 1 : c->len;
+    c->skipping = !nl;
+    return nl != NULL;
+}
+
+/* ---- pacing ------------------------------------------------------------------ */
+
+static void on_timer(uv_timer_t *t)
+{
+    produce(t->data);
+}
+
+static void wait_ms(csv_ctx *c, double ms)
+{
+    emit_batch(c);
+    uv_timer_start(&c->timer, on_timer, ms < 1 ? 1 : (uint64_t)ceil(ms), 0);
+}
+
+/* True when the row may go now; otherwise arms the timer for when it may. */
+static bool row_due(csv_ctx *c, const csv_row *row)
+{
+    double elapsed_ms = (double)(uv_hrtime() - c->start_ns) / 1e6;
+    if (c->rate > 0) {
+        double due = (double)c->paced_rows * 1000.0 / c->rate;
+        if (due > elapsed_ms) return wait_ms(c, due - elapsed_ms), false;
+        return true;
+    }
+    if (c->speed > 0 && row->ncells == c->ncols) {
+        const csv_cell *cell = &row->cells[c->time_col];
+        int64_t t;
+        if (cell->flags & CSV_ESCAPED || rtp_timefmt_parse(c->tf, cell->p, cell->len, &t) < 0) return true;
+        if (!c->have_first) c->first_event = t, c->have_first = true;
+        double due = (double)(t - c->first_event) / 1e6 / c->speed;
+        if (due > elapsed_ms) return wait_ms(c, due - elapsed_ms), false;
+    }
+    return true;
+}
+
+/* ---- the producing loop -------------------------------------------------- */
+
+static void finish(csv_ctx *c)
+{
+    emit_batch(c);
+    c->done = true;
+    rtp_input_finished(c->ins, c->exit_on_eof);
+}
+
+static void produce(csv_ctx *c)
+{
+    bool paced = c->rate > 0 || c->speed > 0;
+    while (!c->stopped && !c->done && !c->reading && !rtp_input_paused(c->ins)) {
+        if (c->skipping && !skip_to_line_end(c) && !c->eof) {
+            start_read(c);
+            return;
+        }
+        csv_row row;
+        unsigned flags = (c->eof ? CSV_EOF : 0) | (c->base + c->off == 0 ? CSV_BOF : 0);
+        csv_status st = c->buf ? csv_next_row(&c->parser, rtp_buf_data(c->buf), c->len, c->off, flags, &row)
+                               : CSV_NEED_MORE;
+        if (st == CSV_END) return finish(c);
+        if (st == CSV_NEED_MORE && c->eof) return finish(c); /* cannot happen: CSV_EOF decides */
+        if (st == CSV_NEED_MORE) {
+            if (c->buf && c->len - c->off >= c->max_row_size) {
+                start_skipping(c);
+                continue;
+            }
+            emit_batch(c);
+            start_read(c);
+            return;
+        }
+        if (paced && !row_due(c, &row)) return;
+        c->paced_rows++;
+        if (st == CSV_BAD_ROW)
+            bad_row(c, &row, row.error);
+        else
+            take_row(c, &row);
+        c->off = row.end;
+        if (c->batch && rtp_batch_count(c->batch) >= (size_t)c->batch_size) emit_batch(c);
+    }
+    emit_batch(c);
+}
+
+/* ---- checkpoint ---------------------------------------------------------------- */
+
+static void save_checkpoint(csv_ctx *c)
+{
+    if (!c->ckpt_path || c->acked == c->saved) return;
+    csv_checkpoint ck = {c->acked, c->dev, c->ino};
+    if (csv_checkpoint_write(c->ckpt_path, &ck) < 0)
+        rtp_error(c->ins, "cannot write checkpoint %s: %s", c->ckpt_path, strerror(errno));
+    else
+        c->saved = c->acked;
+}
+
+static void on_ckpt_timer(uv_timer_t *t)
+{
+    save_checkpoint(t->data);
+}
+
+static uint64_t resume_offset(csv_ctx *c)
+{
+    csv_checkpoint ck;
+    if (!c->ckpt_path || csv_checkpoint_read(c->ckpt_path, &ck) < 0) return c->data_start;
+    struct stat st;
+    if (ck.dev != c->dev || ck.ino != c->ino || fstat(c->fd, &st) < 0 || (uint64_t)st.st_size < ck.offset) {
+        rtp_warn(c->ins, "checkpoint %s is for another or a truncated file; reading from the start",
+                 c->ckpt_path);
+        return c->data_start;
+    }
+    if (ck.offset < c->data_start) return c->data_start;
+    rtp_info(c->ins, "resuming %s at byte %llu", c->path, (unsigned long long)ck.offset);
+    return ck.offset;
+}
+
+static void csv_ack(rtp_instance *ins, void *ctx, uint64_t offset)
+{
+    csv_ctx *c = ctx;
+    c->acked = offset;
+}
+
+/* ---- lifecycle ------------------------------------------------------------------ */
+
+static int csv_start(rtp_instance *ins, void *ctx)
+{
+    csv_ctx *c = ctx;
+    uv_loop_t *loop = rtp_instance_loop(ins);
+    uv_timer_init(loop, &c->timer);
+    uv_timer_init(loop, &c->ckpt_timer);
+    c->timer.data = c->ckpt_timer.data = c;
+    if (c->state_dir) {
+        if (mkdir(c->state_dir, 0755) < 0 && errno != EEXIST) {
+            rtp_error(ins, "cannot create state_dir %s: %s", c->state_dir, strerror(errno));
+            return -1;
+        }
+        c->ckpt_path = malloc(strlen(c->state_dir) + strlen(rtp_instance_name(ins)) + 8);
+        sprintf(c->ckpt_path, "%s/%s.ckpt", c->state_dir, rtp_instance_name(ins));
+        uint64_t every = (uint64_t)(c->checkpoint_interval > 0 ? c->checkpoint_interval : 1000);
+        uv_timer_start(&c->ckpt_timer, on_ckpt_timer, every, every);
+    }
+    c->base = resume_offset(c);
+    c->acked = c->saved = c->base;
+    c->start_ns = uv_hrtime();
+    produce(c);
+    return 0;
+}
+
+static void csv_resume(rtp_instance *ins, void *ctx)
+{
+    csv_ctx *c = ctx;
+    uv_timer_start(&c->timer, on_timer, 0, 0); /* not from inside the engine's pump */
+}
+
+static void csv_stop(rtp_instance *ins, void *ctx)
+{
+    csv_ctx *c = ctx;
+    c->stopped = true;
+    save_checkpoint(c);
+    uv_close((uv_handle_t *)&c->timer, NULL);
+    uv_close((uv_handle_t *)&c->ckpt_timer, NULL);
+}
+
+static void csv_destroy(rtp_instance *ins, void *ctx)
+{
+    csv_ctx *c = ctx;
+    rtp_batch_free(c->batch);
+    rtp_buf_unref(c->buf);
+    if (c->fd >= 0) close(c->fd);
+    rtp_timefmt_free(c->tf);
+    free(c->cells);
+    free(c->keys);
+    free(c->ctype);
+    free(c->ckpt_path);
+}
+
+RTP_PLUGIN_DEFINE(.kind = RTP_INPUT, .name = "csv",
+                  .description = "reads a CSV file (RFC 4180) as records, with checkpoints and paced replay",
+                  .options = csv_options, .ctx_size = sizeof(csv_ctx), .init = csv_init, .start = csv_start,
+                  .stop = csv_stop, .destroy = csv_destroy, .resume = csv_resume, .ack = csv_ack);

@@ -269,6 +269,19 @@ static void stop_all(rtp_instance **arr, size_t n)
     }
 }
 
+/* Stopped plugins get this long to finish what they have in flight (a write
+ * to a dead peer in the thread pool cannot be cancelled); past it the loop is
+ * stopped and the process exits without waiting for them. */
+#define HARD_STOP_MS 3000
+
+static void on_hard_stop(uv_timer_t *t)
+{
+    rtp_engine *eng = t->data;
+    rtp_error(NULL, "plugins did not finish stopping within %d ms; exiting without them", HARD_STOP_MS);
+    eng->hard_stopped = true;
+    uv_stop(eng->loop);
+}
+
 static void teardown(rtp_engine *eng)
 {
     if (eng->state >= ENG_STOPPING) return;
@@ -285,6 +298,10 @@ static void teardown(rtp_engine *eng)
     close_handle((uv_handle_t *)&eng->sigterm);
     close_handle((uv_handle_t *)&eng->pump);
     for (size_t i = 0; i < eng->n_outputs; i++) close_handle((uv_handle_t *)&eng->outputs[i]->retry_timer);
+    uv_timer_init(eng->loop, &eng->hard_stop);
+    eng->hard_stop.data = eng;
+    uv_timer_start(&eng->hard_stop, on_hard_stop, HARD_STOP_MS, 0);
+    uv_unref((uv_handle_t *)&eng->hard_stop);
     rtp_metrics_log_summary();
 }
 

@@ -91,6 +91,8 @@ struct rtp_engine {
     bool pump_active;
     uv_signal_t sigint, sigterm;
     uv_timer_t grace_timer;
+    uv_timer_t hard_stop; /* after teardown: plugins that cannot finish stopping */
+    bool hard_stopped;
     int64_t grace_ms;
     engine_state state;
     bool drain_has_grace;

@@ -257,6 +257,12 @@ static int run(const cli *c, rtp_config *cfg, const service_conf *svc)
         rtp_engine_print_plan(&eng, stdout);
     else
         rc = rtp_engine_run(&eng);
+    if (eng.hard_stopped) {
+        /* a plugin's work is still running in another thread: freeing what it
+         * uses would be worse than leaving it to the exit */
+        fflush(stderr);
+        _exit(rc);
+    }
     /* Whatever did not run to the end still has handles open: close them
      * before the plugins free the memory they live in. */
     uv_walk(&loop, close_any, NULL);

@@ -1,10 +1,11 @@
 /* out_stdout: one line per record on standard output.
  *
- * The batch is formatted on the loop thread and written by libuv's thread
- * pool (uv_fs_write), so a slow reader at the other end of a pipe holds the
- * batch, not the loop: the batch is acknowledged only once the kernel took
- * every byte, and a reader that stops reading pauses the inputs through
- * backpressure instead of growing memory. */
+ * A pipe or terminal is written as a non-blocking libuv stream, a regular
+ * file through the thread pool (files do not block for long). Either way a
+ * batch is acknowledged only once the kernel took every byte, so a reader
+ * that stops reading holds the batch, not the loop: the inputs pause through
+ * backpressure instead of memory growing, and at shutdown closing the
+ * stream cancels a write that would otherwise wait for ever. */
 #include <errno.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -20,6 +21,12 @@ typedef struct stdout_ctx {
     char *time_key;
     char *tag_key;
     rtp_instance *ins;
+    uv_stream_t *stream; /* pipe or tty; NULL: a file, written with uv_fs_write */
+    union {
+        uv_pipe_t pipe;
+        uv_tty_t tty;
+    } handle;
+    uv_write_t wreq;
     uv_fs_t req;
     rtp_sbuf out;
     size_t written;
@@ -150,13 +157,29 @@ static void write_rest(stdout_ctx *c)
     }
 }
 
+static void on_stream_written(uv_write_t *req, int status)
+{
+    stdout_ctx *c = req->data;
+    rtp_batch *b = c->batch;
+    c->batch = NULL;
+    if (status < 0 && status != UV_ECANCELED) rtp_error(c->ins, "write to stdout failed: %s", uv_strerror(status));
+    rtp_output_done(c->ins, b, status < 0 ? RTP_RETRY : RTP_OK);
+}
+
 static void stdout_write(rtp_instance *ins, void *ctx, rtp_batch *b)
 {
     stdout_ctx *c = ctx;
     format_batch(c, b);
     c->batch = b;
     c->written = 0;
-    write_rest(c);
+    if (!c->stream) {
+        write_rest(c);
+        return;
+    }
+    uv_buf_t buf = uv_buf_init(c->out.data, (unsigned)c->out.len);
+    c->wreq.data = c;
+    int rc = uv_write(&c->wreq, c->stream, &buf, 1, on_stream_written);
+    if (rc < 0) on_stream_written(&c->wreq, rc);
 }
 
 static int stdout_init(rtp_instance *ins, void *ctx)
@@ -164,6 +187,29 @@ static int stdout_init(rtp_instance *ins, void *ctx)
     stdout_ctx *c = ctx;
     c->ins = ins;
     return 0;
+}
+
+static int stdout_start(rtp_instance *ins, void *ctx)
+{
+    stdout_ctx *c = ctx;
+    uv_loop_t *loop = rtp_instance_loop(ins);
+    uv_handle_type type = uv_guess_handle(1);
+    if (type == UV_TTY && uv_tty_init(loop, &c->handle.tty, 1, 0) == 0) {
+        c->stream = (uv_stream_t *)&c->handle.tty;
+    } else if (type == UV_NAMED_PIPE) {
+        uv_pipe_init(loop, &c->handle.pipe, 0);
+        if (uv_pipe_open(&c->handle.pipe, 1) == 0)
+            c->stream = (uv_stream_t *)&c->handle.pipe;
+        else
+            uv_close((uv_handle_t *)&c->handle.pipe, NULL);
+    }
+    return 0;
+}
+
+static void stdout_stop(rtp_instance *ins, void *ctx)
+{
+    stdout_ctx *c = ctx;
+    if (c->stream) uv_close((uv_handle_t *)c->stream, NULL);
 }
 
 static void stdout_destroy(rtp_instance *ins, void *ctx)
@@ -175,4 +221,4 @@ static void stdout_destroy(rtp_instance *ins, void *ctx)
 RTP_PLUGIN_DEFINE(.kind = RTP_OUTPUT, .name = "stdout",
                   .description = "writes each record as a line of JSON (or logfmt) to standard output",
                   .options = stdout_options, .ctx_size = sizeof(stdout_ctx), .init = stdout_init,
-                  .write = stdout_write, .destroy = stdout_destroy);
+                  .start = stdout_start, .stop = stdout_stop, .write = stdout_write, .destroy = stdout_destroy);

@@ -153,7 +153,7 @@ static int instance_configure(rtp_instance *ins)
     const rtp_option *tables[] = {rtp_instance_options(ins->kind), ins->plugin->options};
     if (rtp_options_apply(ins->plugin->options, ins->sec, ins->ctx) < 0) return -1;
     if (rtp_options_check_unused(ins->sec, tables, 2) < 0) return -1;
-    if (!ins->conf.tag) ins->conf.tag = rtp_xstrdup(ins->name);
+    if (ins->kind == RTP_INPUT && !ins->conf.tag) ins->conf.tag = rtp_xstrdup(ins->name);
     return check_conf(ins);
 }
 
@@ -201,13 +201,13 @@ static int init_instances(rtp_engine *eng)
                 uv_timer_init(eng->loop, &ins->retry_timer);
                 ins->retry_timer.data = ins;
             }
+            ins->initialised = true; /* destroy follows init, even a failed one */
             if (ins->plugin->init && ins->plugin->init(ins, ins->ctx) < 0) {
                 if (!eng->config_failed)
                     fprintf(stderr, "rtproc: [%s]: plugin %s failed to initialise\n", ins->sec->header,
                             ins->plugin->name);
                 return -1;
             }
-            ins->initialised = true;
         }
     }
     return 0;

@@ -10,7 +10,9 @@
  * Lifecycle of an instance:
  *   options parsed into a zeroed context of ctx_size bytes (the option table's
  *   offsets point into it) -> init -> start -> ... -> stop -> destroy.
- * stop must close the plugin's libuv handles; destroy frees what init made. */
+ * stop must close the plugin's libuv handles; destroy frees what init made.
+ * destroy is called after every init, also one that failed, so it must cope
+ * with a context that init filled only in part (it starts zeroed). */
 #ifndef RTPROC_PLUGIN_H
 #define RTPROC_PLUGIN_H
 

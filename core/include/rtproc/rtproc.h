@@ -8,5 +8,6 @@
 #include "plugin.h"
 #include "json.h"
 #include "timefmt.h"
+#include "text.h"
 
 #endif

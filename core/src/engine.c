@@ -305,12 +305,24 @@ static void teardown(rtp_engine *eng)
     rtp_metrics_log_summary();
 }
 
+static void flush_all(rtp_instance **arr, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        rtp_instance *ins = arr[i];
+        if (ins->started && !ins->stopped && ins->plugin->flush) ins->plugin->flush(ins, ins->ctx);
+    }
+}
+
 static void flush_outputs(rtp_engine *eng)
 {
-    for (size_t i = 0; i < eng->n_outputs; i++) {
-        rtp_instance *out = eng->outputs[i];
-        if (out->started && out->plugin->flush) out->plugin->flush(out, out->ctx);
-    }
+    flush_all(eng->outputs, eng->n_outputs);
+}
+
+static bool orphans_pending(const rtp_engine *eng)
+{
+    for (const rtp_ack *a = eng->orphans; a; a = a->next)
+        if (a->pending) return true;
+    return false;
 }
 
 void rtp_engine_check_drained(rtp_engine *eng)
@@ -319,7 +331,15 @@ void rtp_engine_check_drained(rtp_engine *eng)
     if (rtp_ring_count(&eng->ingress)) return;
     for (size_t i = 0; i < eng->n_inputs; i++)
         if (eng->inputs[i]->pending_errors) return;
-    if (undelivered(eng) == 0) {
+    if (!eng->filters_flushed) {
+        /* every batch emitted so far has been through the filters: now they
+         * may emit what they hold, which is routed like the rest */
+        eng->filters_flushed = true;
+        flush_all(eng->filters, eng->n_filters);
+        rtp_engine_wake(eng);
+        return;
+    }
+    if (undelivered(eng) == 0 && !orphans_pending(eng)) {
         rtp_info(NULL, "drained: every batch delivered");
         teardown(eng);
         return;
@@ -423,6 +443,10 @@ static void instance_free(rtp_instance *ins)
 
 void rtp_engine_free(rtp_engine *eng)
 {
+    for (rtp_ack *a = eng->orphans, *next; a; a = next) {
+        next = a->next;
+        free(a);
+    }
     rtp_batch *b;
     while ((b = rtp_ring_pop(&eng->ingress)) != NULL) rtp_batch_unref(b);
     rtp_ring_free(&eng->ingress);

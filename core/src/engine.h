@@ -99,6 +99,8 @@ struct rtp_engine {
     bool config_failed;
     int exit_code;
     rtp_metric *unrouted;
+    rtp_ack *orphans;       /* tokens of filter-made batches: no input to tell */
+    bool filters_flushed;
     struct route *routes; /* per distinct tag: who matches it */
     size_t n_routes;
 };

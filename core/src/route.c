@@ -74,7 +74,7 @@ void rtp_engine_wake(rtp_engine *eng)
 static void ack_charge(rtp_ack *ack, rtp_batch *b)
 {
     rtp_instance *in = ack->input;
-    if (b->charged) return;
+    if (b->charged || !in) return;
     b->charged = true;
     ack->mem += b->mem;
     in->inflight_mem += b->mem;
@@ -106,10 +106,24 @@ void rtp_ack_release(rtp_engine *eng, rtp_ack *ack)
     if (--ack->pending == 0) rtp_engine_wake(eng);
 }
 
+static void free_done_orphans(rtp_engine *eng)
+{
+    for (rtp_ack **p = &eng->orphans; *p;) {
+        rtp_ack *a = *p;
+        if (a->pending == 0) {
+            *p = a->next;
+            free(a);
+        } else {
+            p = &a->next;
+        }
+    }
+}
+
 /* Hands completed tokens back to their inputs, oldest first, and resumes
  * inputs that have credit again. */
 static void deliver_acks(rtp_engine *eng)
 {
+    free_done_orphans(eng);
     for (size_t i = 0; i < eng->n_inputs; i++) {
         rtp_instance *in = eng->inputs[i];
         rtp_ack *ack;
@@ -304,6 +318,25 @@ rtp_batch *rtp_filter_derive(rtp_instance *ins, rtp_batch *src, const char *tag)
     rtp_ring_push(&ins->eng->ingress, d);
     rtp_engine_wake(ins->eng);
     return d;
+}
+
+rtp_batch *rtp_filter_batch(rtp_instance *ins, const char *tag)
+{
+    return rtp_batch_create(tag);
+}
+
+void rtp_filter_emit(rtp_instance *ins, rtp_batch *b)
+{
+    rtp_engine *eng = ins->eng;
+    if (eng->state >= ENG_STOPPING || b->n == 0) {
+        rtp_batch_unref(b);
+        return;
+    }
+    rtp_ack *ack = rtp_xcalloc(1, sizeof *ack);
+    ack->next = eng->orphans;
+    eng->orphans = ack;
+    b->next_stage = ins->index + 1;
+    enqueue(eng, b, ack);
 }
 
 /* ---- SDK: outputs -------------------------------------------------------- */

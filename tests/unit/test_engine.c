@@ -117,6 +117,35 @@ static const rtp_plugin tagger_plugin = {RTP_ABI_MAJOR, RTP_ABI_MINOR, RTP_FILTE
                                          NULL, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
                                          tagger_process, NULL, NULL};
 
+/* ---- a filter that swallows records and emits their sum when flushed ------ */
+
+typedef struct summer_ctx {
+    int64_t sum;
+} summer_ctx;
+
+static void summer_process(rtp_instance *ins, void *ctx, rtp_batch *b)
+{
+    summer_ctx *c = ctx;
+    for (size_t i = 0; i < rtp_batch_count(b); i++) {
+        rtp_record *r = rtp_batch_record(b, i);
+        c->sum += rtp_record_get(r, k_v)->v.i;
+        r->flags |= RTP_RECORD_DROPPED;
+    }
+}
+
+static void summer_flush(rtp_instance *ins, void *ctx)
+{
+    summer_ctx *c = ctx;
+    rtp_batch *b = rtp_filter_batch(ins, "sum");
+    rtp_record *r = rtp_batch_append(b, 1);
+    rtp_record_set_int(b, r, k_v, c->sum);
+    rtp_filter_emit(ins, b);
+}
+
+static const rtp_plugin summer_plugin = {RTP_ABI_MAJOR, RTP_ABI_MINOR, RTP_FILTER, "summer", "test filter",
+                                         NULL, sizeof(summer_ctx), NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+                                         summer_process, NULL, summer_flush};
+
 /* ---- a collecting output with failure modes ----------------------------- */
 
 enum { MODE_OK, MODE_RETRY_TWICE, MODE_REJECT_ODD, MODE_HOLD };
@@ -186,6 +215,7 @@ static void setup(void)
         rtp_loader_add_static(&gen_plugin);
         rtp_loader_add_static(&tagger_plugin);
         rtp_loader_add_static(&collect_plugin);
+        rtp_loader_add_static(&summer_plugin);
         registered = true;
     }
     rtp_log_configure(RTP_LOG_WARN, false);
@@ -281,6 +311,14 @@ Test(engine, filter_drops_and_derives_under_new_tag)
     cr_assert_eq(collectors[1]->n, 10);
     for (size_t i = 0; i < collectors[1]->n; i++) cr_assert_eq(collectors[1]->seen[i] % 10, 0);
     assert_acks_in_order(100, 10);
+}
+
+Test(engine, a_filter_flushes_what_it_holds_once_the_input_is_done)
+{
+    run("[input.gen]\ncount = 1000\nbatch = 33\n[filter.summer]\n[output.collect]\nmatch = sum\n");
+    cr_assert_eq(collectors[0]->n, 1);
+    cr_assert_eq(collectors[0]->seen[0], 999 * 1000 / 2, "the flush saw every record");
+    assert_acks_in_order(1000, 33);
 }
 
 Test(engine, retry_delivers_once_after_failures)

@@ -64,7 +64,10 @@ typedef struct rtp_plugin {
     /* outputs: take the batch; call rtp_output_done(ins, b, status) exactly
      * once, now or later. The batch is read-only (shared by fan-out). */
     void (*write)(rtp_instance *ins, void *ctx, rtp_batch *b);
-    /* Write out anything buffered now (shutdown, or an input reached EOF). */
+    /* Outputs: write out anything buffered now. Filters: emit what they hold
+     * (open windows) with rtp_filter_emit. Called when the engine drains
+     * (a signal, or an input with exit_on_eof finished), for filters once
+     * every batch emitted before has been through them. */
     void (*flush)(rtp_instance *ins, void *ctx);
 } rtp_plugin;
 
@@ -111,6 +114,14 @@ RTP_API void rtp_input_finished(rtp_instance *ins, bool exit);
  * that made src is told only when both are delivered. The engine routes it
  * through the filters after this one, then to the outputs. */
 RTP_API rtp_batch *rtp_filter_derive(rtp_instance *ins, rtp_batch *src, const char *tag);
+
+/* A batch the filter makes on its own (a window closed by a timer or at
+ * flush), not derived from one it is processing. rtp_filter_emit routes it
+ * through the filters after this one and to the outputs. Its records were
+ * already acknowledged at their source, so nothing is acknowledged for it:
+ * state a filter holds is lost when the process dies. */
+RTP_API rtp_batch *rtp_filter_batch(rtp_instance *ins, const char *tag);
+RTP_API void rtp_filter_emit(rtp_instance *ins, rtp_batch *b);
 
 /* ---- outputs ------------------------------------------------------------- */
 

@@ -8,6 +8,7 @@
 #include "plugin.h"
 #include "json.h"
 #include "timefmt.h"
+#include "map.h"
 #include "text.h"
 
 #endif

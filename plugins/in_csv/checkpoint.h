@@ -10,6 +10,7 @@ typedef struct csv_checkpoint {
     uint64_t offset;
     uint64_t dev;
     uint64_t ino;
+    uint64_t reverse; /* 1: rows from offset to the end are delivered */
 } csv_checkpoint;
 
 /* 0 and *ck when path holds a checkpoint; -1 when it does not exist or is

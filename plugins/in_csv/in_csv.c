@@ -20,78 +20,10 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include <rtproc/rtproc.h>
-#include <rtproc/text.h>
-
 #include "checkpoint.h"
-#include "csv_parse.h"
-
-typedef enum col_type { COL_AUTO, COL_STRING, COL_INT, COL_DOUBLE, COL_BOOL, COL_TIME } col_type;
+#include "in_csv.h"
 
 static const char *const col_type_names[] = {"auto", "string", "int", "double", "bool", "time"};
-
-typedef struct csv_ctx {
-    /* options */
-    char *path;
-    char *delimiter;
-    char *quote;
-    bool header;
-    rtp_strlist columns;
-    rtp_strlist types;
-    rtp_strlist null_values;
-    char *time_key;
-    char *time_format;
-    double rate;
-    double speed;
-    bool exit_on_eof;
-    char *state_dir;
-    int64_t batch_size;
-    uint64_t buffer_size;
-    uint64_t max_row_size;
-    int64_t checkpoint_interval;
-
-    rtp_instance *ins;
-    csv_parser parser;
-    csv_cell *cells;
-    rtp_timefmt *tf;
-
-    /* columns */
-    uint32_t ncols;
-    rtp_key *keys;
-    col_type *ctype;
-    int time_col;
-    uint64_t data_start; /* file offset of the first data row */
-
-    /* file and buffer */
-    int fd;
-    uint64_t dev, ino;
-    uv_fs_t read_req;
-    bool reading, eof, done, stopped;
-    bool skipping; /* inside an overlong row: discard up to the next line end */
-    rtp_buf *buf;
-    size_t len;    /* valid bytes in buf */
-    size_t off;    /* next row starts here */
-    uint64_t base; /* file offset of buf[0] */
-
-    /* the batch being filled */
-    rtp_batch *batch;
-
-    /* pacing (rate or speed) and wake-ups */
-    uv_timer_t timer;
-    uint64_t start_ns;
-    uint64_t paced_rows;
-    int64_t first_event;
-    bool have_first;
-
-    /* checkpoint */
-    char *ckpt_path;
-    uint64_t acked;
-    uint64_t saved;
-    uv_timer_t ckpt_timer;
-
-    rtp_metric *bad_rows;
-    char why[200]; /* text of the last bad row's problem */
-} csv_ctx;
 
 #define OFF(f) offsetof(csv_ctx, f)
 static const rtp_option csv_options[] = {
@@ -115,6 +47,8 @@ static const rtp_option csv_options[] = {
     {"rate", RTP_OPT_DOUBLE, "0", 0, OFF(rate), "records per second to replay at; 0: as fast as possible", NULL},
     {"speed", RTP_OPT_DOUBLE, "0", 0, OFF(speed),
      "replay at this multiple of the data's own pace, by time_key (1: real time, 60: a minute a second)", NULL},
+    {"reverse", RTP_OPT_BOOL, "false", 0, OFF(reverse),
+     "replay the file from its last row to its first (for files written newest first)", NULL},
     {"exit_on_eof", RTP_OPT_BOOL, "false", 0, OFF(exit_on_eof),
      "end the run once the whole file is read and delivered", NULL},
     {"state_dir", RTP_OPT_STR, NULL, 0, OFF(state_dir),
@@ -126,8 +60,6 @@ static const rtp_option csv_options[] = {
     {"max_row_size", RTP_OPT_SIZE, "1M", 0, OFF(max_row_size),
      "longest row; a longer one goes to the error route and reading resumes at the next line", NULL},
     RTP_OPT_END};
-
-static void produce(csv_ctx *c);
 
 /* ---- configuration --------------------------------------------------------- */
 
@@ -322,265 +254,12 @@ static int csv_init(rtp_instance *ins, void *ctx)
     return check_pacing(c, ins);
 }
 
-/* ---- rows to records ------------------------------------------------------- */
-
-static bool is_null_token(const csv_ctx *c, const char *p, size_t n)
-{
-    for (size_t i = 0; i < c->null_values.n; i++)
-        if (strlen(c->null_values.v[i]) == n && memcmp(c->null_values.v[i], p, n) == 0) return true;
-    return false;
-}
-
-static bool parse_bool_view(const char *p, size_t n, bool *out)
-{
-    char tmp[8];
-    if (n == 0 || n >= sizeof tmp) return false;
-    memcpy(tmp, p, n);
-    tmp[n] = 0;
-    return rtp_parse_bool(tmp, out) == 0;
-}
-
-/* Fills f from the cell text; NULL, or why the text does not fit the type. */
-static const char *convert(const csv_ctx *c, col_type t, const char *p, size_t n, rtp_field *f)
-{
-    switch (t) {
-    case COL_AUTO:
-        f->type = (uint8_t)rtp_classify_number(p, n, &f->v.i, &f->v.d);
-        break;
-    case COL_INT:
-        if (rtp_parse_int64(p, n, &f->v.i) < 0) return "not an int";
-        f->type = RTP_INT;
-        return NULL;
-    case COL_DOUBLE:
-        if (rtp_parse_double(p, n, &f->v.d) < 0) return "not a number";
-        f->type = RTP_DOUBLE;
-        return NULL;
-    case COL_BOOL:
-        if (!parse_bool_view(p, n, &f->v.b)) return "not a bool";
-        f->type = RTP_BOOL;
-        return NULL;
-    case COL_TIME:
-        if (rtp_timefmt_parse(c->tf, p, n, &f->v.t) < 0) return "does not match time_format";
-        f->type = RTP_TIME;
-        return NULL;
-    case COL_STRING: f->type = RTP_STRING; break;
-    }
-    if (f->type == RTP_STRING) {
-        f->v.s = p;
-        f->len = (uint32_t)n;
-    }
-    return NULL;
-}
-
-static const char *fill_record(csv_ctx *c, rtp_batch *b, rtp_record *r, const csv_row *row)
-{
-    for (uint32_t i = 0; i < c->ncols; i++) {
-        const csv_cell *cell = &row->cells[i];
-        const char *p = cell->p;
-        size_t n = cell->len;
-        if (cell->flags & CSV_ESCAPED) {
-            char *d = rtp_batch_alloc(b, n ? n : 1);
-            n = csv_unescape(&c->parser, cell, d);
-            p = d;
-        }
-        rtp_field *f = &r->fields[r->nfields++];
-        f->key = c->keys[i];
-        f->len = 0;
-        f->type = RTP_NULL;
-        f->v.i = 0;
-        bool quoted = cell->flags & CSV_QUOTED;
-        if (!quoted && (n == 0 || is_null_token(c, p, n))) continue;
-        const char *bad = convert(c, c->ctype[i], p, n, f);
-        if (!bad && (int)i == c->time_col && rtp_timefmt_parse(c->tf, p, n, &r->time) < 0)
-            bad = "does not match time_format";
-        if (bad) {
-            snprintf(c->why, sizeof c->why, "column '%s': '%.*s' %s", rtp_key_name(c->keys[i], NULL),
-                     (int)(n > 40 ? 40 : n), p, bad);
-            return c->why;
-        }
-    }
-    if (c->time_col >= 0 && r->fields[c->time_col].type == RTP_NULL) return "time_key is empty";
-    return NULL;
-}
-
-static void bad_row(csv_ctx *c, const csv_row *row, const char *why)
-{
-    uint64_t at = c->base + row->start;
-    rtp_warn(c->ins, "bad row at byte %llu: %s", (unsigned long long)at, why);
-    rtp_metric_add(c->bad_rows, 1);
-    rtp_input_error(c->ins, why, rtp_buf_data(c->buf) + row->start, row->end - row->start);
-}
-
-static void take_row(csv_ctx *c, const csv_row *row)
-{
-    if (row->ncells != c->ncols) {
-        snprintf(c->why, sizeof c->why, "expected %u cells, found %u", c->ncols, row->ncells);
-        bad_row(c, row, c->why);
-        return;
-    }
-    if (!c->batch) {
-        c->batch = rtp_input_batch(c->ins);
-        rtp_batch_hold(c->batch, c->buf);
-    }
-    rtp_record *r = rtp_batch_append(c->batch, c->ncols);
-    const char *bad = fill_record(c, c->batch, r, row);
-    if (bad) {
-        r->flags |= RTP_RECORD_DROPPED; /* the engine removes it at emit */
-        bad_row(c, row, bad);
-    }
-    rtp_batch_add_bytes(c->batch, row->end - row->start);
-}
-
-static void emit_batch(csv_ctx *c)
-{
-    if (!c->batch) return;
-    rtp_batch *b = c->batch;
-    c->batch = NULL;
-    rtp_input_emit(c->ins, b, c->base + c->off);
-}
-
-/* ---- reading ----------------------------------------------------------------- */
-
-static void on_read(uv_fs_t *req)
-{
-    csv_ctx *c = req->data;
-    ssize_t n = req->result;
-    uv_fs_req_cleanup(req);
-    c->reading = false;
-    if (c->stopped) return;
-    if (n < 0) {
-        rtp_error(c->ins, "read error on %s: %s; stopping this input", c->path, uv_strerror((int)n));
-        c->done = true;
-        rtp_input_finished(c->ins, c->exit_on_eof);
-        return;
-    }
-    c->len += (size_t)n;
-    if (n == 0) c->eof = true;
-    produce(c);
-}
-
-/* Moves the unfinished row to the front of a fresh buffer (batches still hold
- * the old one) and reads the next chunk after it. */
-static void start_read(csv_ctx *c)
-{
-    size_t carry = c->buf ? c->len - c->off : 0;
-    size_t cap = (size_t)c->buffer_size;
-    while (cap < carry * 2) cap *= 2;
-    rtp_buf *nb = rtp_buf_new(cap);
-    if (carry) memcpy(rtp_buf_data(nb), rtp_buf_data(c->buf) + c->off, carry);
-    c->base += c->off;
-    rtp_buf_unref(c->buf);
-    c->buf = nb;
-    c->len = carry;
-    c->off = 0;
-    uv_buf_t ub = uv_buf_init(rtp_buf_data(nb) + carry, (unsigned)(cap - carry));
-    c->read_req.data = c;
-    c->reading = true;
-    uv_fs_read(rtp_instance_loop(c->ins), &c->read_req, c->fd, &ub, 1, (int64_t)(c->base + carry), on_read);
-}
-
-/* A row longer than max_row_size: report its start, then discard bytes up to
- * the next line end, however many reads away that is. */
-static void start_skipping(csv_ctx *c)
-{
-    csv_row row = {.start = c->off, .end = c->off + (c->max_row_size < 256 ? c->max_row_size : 256)};
-    bad_row(c, &row, "row longer than max_row_size");
-    c->skipping = true;
-}
-
-/* True when the line end was found in the buffer. */
-static bool skip_to_line_end(csv_ctx *c)
-{
-    char *data = rtp_buf_data(c->buf);
-    char *nl = memchr(data + c->off, '\n', c->len - c->off);
-    c->off = nl ? (size_t)(nl - data) + 1 : c->len;
-    c->skipping = !nl;
-    return nl != NULL;
-}
-
-/* ---- pacing ------------------------------------------------------------------ */
-
-static void on_timer(uv_timer_t *t)
-{
-    produce(t->data);
-}
-
-static void wait_ms(csv_ctx *c, double ms)
-{
-    emit_batch(c);
-    uv_timer_start(&c->timer, on_timer, ms < 1 ? 1 : (uint64_t)ceil(ms), 0);
-}
-
-/* True when the row may go now; otherwise arms the timer for when it may. */
-static bool row_due(csv_ctx *c, const csv_row *row)
-{
-    double elapsed_ms = (double)(uv_hrtime() - c->start_ns) / 1e6;
-    if (c->rate > 0) {
-        double due = (double)c->paced_rows * 1000.0 / c->rate;
-        if (due > elapsed_ms) return wait_ms(c, due - elapsed_ms), false;
-        return true;
-    }
-    if (c->speed > 0 && row->ncells == c->ncols) {
-        const csv_cell *cell = &row->cells[c->time_col];
-        int64_t t;
-        if (cell->flags & CSV_ESCAPED || rtp_timefmt_parse(c->tf, cell->p, cell->len, &t) < 0) return true;
-        if (!c->have_first) c->first_event = t, c->have_first = true;
-        double due = (double)(t - c->first_event) / 1e6 / c->speed;
-        if (due > elapsed_ms) return wait_ms(c, due - elapsed_ms), false;
-    }
-    return true;
-}
-
-/* ---- the producing loop -------------------------------------------------- */
-
-static void finish(csv_ctx *c)
-{
-    emit_batch(c);
-    c->done = true;
-    rtp_input_finished(c->ins, c->exit_on_eof);
-}
-
-static void produce(csv_ctx *c)
-{
-    bool paced = c->rate > 0 || c->speed > 0;
-    while (!c->stopped && !c->done && !c->reading && !rtp_input_paused(c->ins)) {
-        if (c->skipping && !skip_to_line_end(c) && !c->eof) {
-            start_read(c);
-            return;
-        }
-        csv_row row;
-        unsigned flags = (c->eof ? CSV_EOF : 0) | (c->base + c->off == 0 ? CSV_BOF : 0);
-        csv_status st = c->buf ? csv_next_row(&c->parser, rtp_buf_data(c->buf), c->len, c->off, flags, &row)
-                               : CSV_NEED_MORE;
-        if (st == CSV_END) return finish(c);
-        if (st == CSV_NEED_MORE && c->eof) return finish(c); /* cannot happen: CSV_EOF decides */
-        if (st == CSV_NEED_MORE) {
-            if (c->buf && c->len - c->off >= c->max_row_size) {
-                start_skipping(c);
-                continue;
-            }
-            emit_batch(c);
-            start_read(c);
-            return;
-        }
-        if (paced && !row_due(c, &row)) return;
-        c->paced_rows++;
-        if (st == CSV_BAD_ROW)
-            bad_row(c, &row, row.error);
-        else
-            take_row(c, &row);
-        c->off = row.end;
-        if (c->batch && rtp_batch_count(c->batch) >= (size_t)c->batch_size) emit_batch(c);
-    }
-    emit_batch(c);
-}
-
 /* ---- checkpoint ---------------------------------------------------------------- */
 
 static void save_checkpoint(csv_ctx *c)
 {
     if (!c->ckpt_path || c->acked == c->saved) return;
-    csv_checkpoint ck = {c->acked, c->dev, c->ino};
+    csv_checkpoint ck = {c->acked, c->dev, c->ino, c->reverse};
     if (csv_checkpoint_write(c->ckpt_path, &ck) < 0)
         rtp_error(c->ins, "cannot write checkpoint %s: %s", c->ckpt_path, strerror(errno));
     else
@@ -592,18 +271,29 @@ static void on_ckpt_timer(uv_timer_t *t)
     save_checkpoint(t->data);
 }
 
+/* Where reading starts: the data start (or, in reverse, the end of the
+ * file), unless a checkpoint of this very file in the same direction says
+ * how far delivery got. */
 static uint64_t resume_offset(csv_ctx *c)
 {
-    csv_checkpoint ck;
-    if (!c->ckpt_path || csv_checkpoint_read(c->ckpt_path, &ck) < 0) return c->data_start;
     struct stat st;
-    if (ck.dev != c->dev || ck.ino != c->ino || fstat(c->fd, &st) < 0 || (uint64_t)st.st_size < ck.offset) {
+    uint64_t size = fstat(c->fd, &st) == 0 ? (uint64_t)st.st_size : 0;
+    uint64_t fresh = c->reverse ? size : c->data_start;
+    csv_checkpoint ck;
+    if (!c->ckpt_path || csv_checkpoint_read(c->ckpt_path, &ck) < 0) return fresh;
+    if (ck.dev != c->dev || ck.ino != c->ino || size < ck.offset) {
         rtp_warn(c->ins, "checkpoint %s is for another or a truncated file; reading from the start",
                  c->ckpt_path);
-        return c->data_start;
+        return fresh;
     }
-    if (ck.offset < c->data_start) return c->data_start;
-    rtp_info(c->ins, "resuming %s at byte %llu", c->path, (unsigned long long)ck.offset);
+    if (ck.reverse != (uint64_t)c->reverse) {
+        rtp_warn(c->ins, "checkpoint %s was written with reverse = %s; reading from the start", c->ckpt_path,
+                 ck.reverse ? "true" : "false");
+        return fresh;
+    }
+    if (ck.offset < c->data_start) return c->reverse ? c->data_start : fresh;
+    rtp_info(c->ins, "resuming %s at byte %llu%s", c->path, (unsigned long long)ck.offset,
+             c->reverse ? " (replaying backwards from there)" : "");
     return ck.offset;
 }
 
@@ -635,14 +325,17 @@ static int csv_start(rtp_instance *ins, void *ctx)
     c->base = resume_offset(c);
     c->acked = c->saved = c->base;
     c->start_ns = uv_hrtime();
-    produce(c);
+    if (c->reverse)
+        csv_reverse_start(c, c->base);
+    else
+        csv_produce(c);
     return 0;
 }
 
 static void csv_resume(rtp_instance *ins, void *ctx)
 {
     csv_ctx *c = ctx;
-    uv_timer_start(&c->timer, on_timer, 0, 0); /* not from inside the engine's pump */
+    uv_timer_start(&c->timer, csv_on_timer, 0, 0); /* not from inside the engine's pump */
 }
 
 static void csv_stop(rtp_instance *ins, void *ctx)
@@ -658,6 +351,7 @@ static void csv_destroy(rtp_instance *ins, void *ctx)
 {
     csv_ctx *c = ctx;
     rtp_batch_free(c->batch);
+    csv_reverse_free(c);
     rtp_buf_unref(c->buf);
     if (c->fd >= 0) close(c->fd);
     rtp_timefmt_free(c->tf);

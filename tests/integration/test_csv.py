@@ -105,6 +105,16 @@ class CsvEdgeCases(Case):
         self.assertEqual(len(errors), 1)
         self.assertIn("longer than max_row_size", errors[0]["error"])
 
+    def test_reverse_replays_last_row_first(self):
+        rows = [f'{i},"quoted\nline {i}, with ""q"""' for i in range(5000)] + ["oops", "5000,last"]
+        content = "i,s\n" + "\n".join(rows) + "\n"
+        fwd, fwd_err, _ = self.run_csv(content, "buffer_size = 4k")
+        rev, rev_err, _ = self.run_csv(content, "buffer_size = 4k\nreverse = true\nbatch_size = 100")
+        self.assertEqual(len(fwd), 5001)
+        self.assertEqual(rev, fwd[::-1], "reverse must be forward, reversed, across blocks of 1024 rows")
+        self.assertEqual(len(rev_err), 1)
+        self.assertEqual(rev_err[0]["raw"], fwd_err[0]["raw"])
+
     def test_small_buffers_cut_rows_anywhere(self):
         rows = [f'{i},"text, with ""quotes"" and\nnewline {i}",{i * 0.25}' for i in range(3000)]
         data, errors, _ = self.run_csv("i,s,f\n" + "\n".join(rows) + "\n", "buffer_size = 4k\nbatch_size = 7")

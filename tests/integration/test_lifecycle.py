@@ -50,6 +50,23 @@ class Lifecycle(Case):
         self.assertEqual(r.code, 0, r.err)
         self.assertEqual(first + seqs(r.out), list(range(3000)))
 
+    def test_reverse_replay_resumes_backwards_after_sigterm(self):
+        path = os.path.join(self.dir, "in.csv")
+        make_csv(path, 5000)
+        p = self.start(self.pipeline(path, "reverse = true\nrate = 2000\nbatch_size = 100"))
+        time.sleep(1.0)
+        p.send_signal(signal.SIGTERM)
+        out, err = p.communicate(timeout=30)
+        self.assertEqual(p.returncode, 0, err.decode())
+        first = seqs(out.decode())
+        self.assertTrue(0 < len(first) < 5000, len(first))
+        r = self.rtproc(conf=self.pipeline(path, "reverse = true\nexit_on_eof = true"))
+        self.assertEqual(r.code, 0, r.err)
+        self.assertEqual(first + seqs(r.out), list(range(4999, -1, -1)))
+        r = self.rtproc(conf=self.pipeline(path, "exit_on_eof = true"))
+        self.assertIn("was written with reverse = true", r.err)
+        self.assertEqual(seqs(r.out), list(range(5000)), "another direction starts over")
+
     def test_sigkill_loses_nothing(self):
         path = os.path.join(self.dir, "in.csv")
         make_csv(path, 3000)

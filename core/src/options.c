@@ -16,8 +16,8 @@
 
 const char *rtp_opt_type_name(rtp_opt_type t)
 {
-    static const char *const names[] = {"string", "int",      "double", "bool",
-                                        "size",   "duration", "list",   "enum"};
+    static const char *const names[] = {"string",   "int",  "double", "bool",  "size",
+                                        "duration", "list", "enum",   "prefix"};
     return (unsigned)t < RTP_ARRAY_LEN(names) ? names[t] : "?";
 }
 
@@ -147,13 +147,35 @@ static int store(const rtp_option *o, const char *text, void *base, const char *
     case RTP_OPT_ENUM:
         if (parse_enum(text, o->choices, (int *)dst) < 0) return *why = "expected one of", -1;
         return 0;
+    case RTP_OPT_PREFIX: break; /* handled by apply_prefix */
     }
     return *why = "unknown option type", -1;
+}
+
+/* Claims every key under the option's prefix ("rdkafka.security.protocol"
+ * -> "security.protocol"); the plugin validates the names itself. */
+static void apply_prefix(const rtp_option *o, const config_section *sec, void *base)
+{
+    rtp_kvlist *l = (rtp_kvlist *)((char *)base + o->offset);
+    size_t plen = strlen(o->name);
+    for (size_t i = 0; i < sec->n_kv; i++) {
+        config_kv *kv = &sec->kv[i];
+        if (strncmp(kv->key, o->name, plen) != 0 || !kv->key[plen]) continue;
+        kv->used = true;
+        l->keys = rtp_xrealloc(l->keys, (l->n + 1) * sizeof *l->keys);
+        l->values = rtp_xrealloc(l->values, (l->n + 1) * sizeof *l->values);
+        l->keys[l->n] = rtp_xstrdup(kv->key + plen);
+        l->values[l->n++] = rtp_xstrdup(kv->value);
+    }
 }
 
 int rtp_options_apply(const rtp_option *table, const config_section *sec, void *base)
 {
     for (const rtp_option *o = table; o && o->name; o++) {
+        if (o->type == RTP_OPT_PREFIX) {
+            apply_prefix(o, sec, base);
+            continue;
+        }
         const char *text = rtp_config_get(sec, o->name);
         bool given = text != NULL;
         if (!text) text = o->def;
@@ -189,6 +211,15 @@ void rtp_options_release(const rtp_option *table, void *base)
             free(l->v);
             l->v = NULL;
             l->n = 0;
+        } else if (o->type == RTP_OPT_PREFIX) {
+            rtp_kvlist *l = dst;
+            for (size_t i = 0; i < l->n; i++) {
+                free(l->keys[i]);
+                free(l->values[i]);
+            }
+            free(l->keys);
+            free(l->values);
+            memset(l, 0, sizeof *l);
         }
     }
 }
@@ -245,7 +276,9 @@ int rtp_options_check_unused(const config_section *sec, const rtp_option *const 
 void rtp_options_print_help(FILE *out, const rtp_option *table)
 {
     for (const rtp_option *o = table; o && o->name; o++) {
-        fprintf(out, "  %-18s %-9s", o->name, rtp_opt_type_name(o->type));
+        char name[64];
+        snprintf(name, sizeof name, "%s%s", o->name, o->type == RTP_OPT_PREFIX ? "*" : "");
+        fprintf(out, "  %-18s %-9s", name, rtp_opt_type_name(o->type));
         if (o->flags & RTP_OPT_REQUIRED)
             fprintf(out, " required");
         else if (o->def)

@@ -30,6 +30,33 @@ static const rtp_option table[] = {
     {"e", RTP_OPT_ENUM, "json", 0, O(e), "an enum", "json|raw|text"},
     RTP_OPT_END};
 
+typedef struct prefixed {
+    rtp_kvlist kafka;
+    char *brokers;
+} prefixed;
+
+static const rtp_option prefix_table[] = {
+    {"brokers", RTP_OPT_STR, NULL, 0, offsetof(prefixed, brokers), "bootstrap servers", NULL},
+    {"rdkafka.", RTP_OPT_PREFIX, NULL, 0, offsetof(prefixed, kafka), "librdkafka properties", NULL},
+    RTP_OPT_END};
+
+Test(options, prefix_options_collect_every_key_under_the_prefix)
+{
+    rtp_config *cfg = rtp_config_parse("[input.k]\nbrokers = b:9092\nrdkafka.security.protocol = SSL\n"
+                                       "rdkafka.fetch.wait.max.ms = 10\n", "t.conf");
+    prefixed p = {0};
+    const rtp_option *tables[] = {prefix_table};
+    cr_assert_eq(rtp_options_apply(prefix_table, &cfg->sec[0], &p), 0);
+    cr_assert_eq(rtp_options_check_unused(&cfg->sec[0], tables, 1), 0, "prefixed keys count as known");
+    cr_assert_eq(p.kafka.n, 2);
+    cr_assert_str_eq(p.kafka.keys[0], "security.protocol");
+    cr_assert_str_eq(p.kafka.values[0], "SSL");
+    cr_assert_str_eq(p.kafka.keys[1], "fetch.wait.max.ms");
+    rtp_options_release(prefix_table, &p);
+    cr_assert_eq(p.kafka.n, 0);
+    rtp_config_free(cfg);
+}
+
 static const rtp_option required_table[] = {
     {"path", RTP_OPT_STR, NULL, RTP_OPT_REQUIRED, 0, "file to read", NULL}, RTP_OPT_END};
 

@@ -21,7 +21,9 @@ typedef enum rtp_opt_type {
     RTP_OPT_SIZE,     /* uint64_t bytes: 512, 64k, 4M, 1G (powers of 1024)  */
     RTP_OPT_DURATION, /* int64_t milliseconds: 250ms, 5s, 1.5m, 1h, 2d     */
     RTP_OPT_LIST,     /* rtp_strlist: comma-separated, items trimmed        */
-    RTP_OPT_ENUM      /* int: index of the value in `choices` ("a|b|c")    */
+    RTP_OPT_ENUM,     /* int: index of the value in `choices` ("a|b|c")    */
+    RTP_OPT_PREFIX    /* rtp_kvlist: every key that starts with `name`
+                         ("rdkafka."), the prefix removed, values as text   */
 } rtp_opt_type;
 
 #define RTP_OPT_REQUIRED 1u
@@ -40,6 +42,12 @@ typedef struct rtp_strlist {
     size_t n;
     char **v;
 } rtp_strlist;
+
+typedef struct rtp_kvlist {
+    size_t n;
+    char **keys;
+    char **values;
+} rtp_kvlist;
 
 #define RTP_OPT_END {0}
 

@@ -191,7 +191,7 @@ static int build_instances(rtp_engine *eng)
 static int init_instances(rtp_engine *eng)
 {
     rtp_instance **all[] = {eng->outputs, eng->filters, eng->inputs};
-    size_t n[] = {eng->n_outputs, eng->n_filters, eng->n_inputs};
+    const size_t n[] = {eng->n_outputs, eng->n_filters, eng->n_inputs};
     for (size_t k = 0; k < 3; k++) {
         for (size_t i = 0; i < n[k]; i++) {
             rtp_instance *ins = all[k][i];
@@ -428,8 +428,8 @@ static void instance_free(rtp_instance *ins)
     }
     rtp_batch_unref(ins->pending_errors);
     rtp_batch_unref(ins->reject_batch);
-    rtp_batch *b;
     if (ins->queue.slot) {
+        rtp_batch *b;
         while ((b = rtp_ring_pop(&ins->queue)) != NULL) rtp_batch_unref(b);
         rtp_ring_free(&ins->queue);
     }
@@ -451,7 +451,7 @@ void rtp_engine_free(rtp_engine *eng)
     while ((b = rtp_ring_pop(&eng->ingress)) != NULL) rtp_batch_unref(b);
     rtp_ring_free(&eng->ingress);
     rtp_instance **all[] = {eng->inputs, eng->filters, eng->outputs};
-    size_t n[] = {eng->n_inputs, eng->n_filters, eng->n_outputs};
+    const size_t n[] = {eng->n_inputs, eng->n_filters, eng->n_outputs};
     for (size_t k = 0; k < 3; k++) {
         for (size_t i = 0; i < n[k]; i++) instance_free(all[k][i]);
         free(all[k]);

@@ -163,7 +163,7 @@ void rtp_loader_load_all(void)
             names[n++] = rtp_xasprintf("%s/%s", dirs[d], e->d_name);
         }
         closedir(dir);
-        qsort(names, n, sizeof *names, cmp_str);
+        if (n) qsort(names, n, sizeof *names, cmp_str);
         for (size_t i = 0; i < n; i++) {
             const char *base = strrchr(names[i], '/') + 1;
             const char *us = strchr(base, '_');

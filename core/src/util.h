@@ -7,11 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-void *rtp_xmalloc(size_t n);
-void *rtp_xcalloc(size_t n, size_t size);
-void *rtp_xrealloc(void *p, size_t n);
-char *rtp_xstrdup(const char *s);
-char *rtp_xstrndup(const char *s, size_t n);
+#include "rtproc/alloc.h"
+
 char *rtp_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* FNV-1a: short keys, no need for anything stronger. */

@@ -88,7 +88,7 @@ static int parse_delims(csv_ctx *c, rtp_instance *ins)
         rtp_config_error(ins, "quote", "must be one character or empty, not '%s'", c->quote);
         return -1;
     }
-    c->cells = calloc(CSV_DEFAULT_MAX_CELLS, sizeof *c->cells);
+    c->cells = rtp_xcalloc(CSV_DEFAULT_MAX_CELLS, sizeof *c->cells);
     if (csv_parser_init(&c->parser, d[0], quote, c->cells, CSV_DEFAULT_MAX_CELLS) < 0) {
         rtp_config_error(ins, "delimiter", "'%s' cannot be used with quote '%s'", c->delimiter, c->quote);
         return -1;
@@ -107,19 +107,19 @@ static int set_names(csv_ctx *c, const csv_row *row)
 {
     if (c->columns.n) {
         c->ncols = (uint32_t)c->columns.n;
-        c->keys = calloc(c->ncols, sizeof *c->keys);
+        c->keys = rtp_xcalloc(c->ncols, sizeof *c->keys);
         for (uint32_t i = 0; i < c->ncols; i++) c->keys[i] = rtp_key_cstr(c->columns.v[i]);
     } else {
         c->ncols = row->ncells;
-        c->keys = calloc(c->ncols, sizeof *c->keys);
+        c->keys = rtp_xcalloc(c->ncols, sizeof *c->keys);
         for (uint32_t i = 0; i < c->ncols; i++) {
-            char *name = malloc(row->cells[i].len + 1);
+            char *name = rtp_xmalloc(row->cells[i].len + 1);
             size_t n = csv_unescape(&c->parser, &row->cells[i], name);
             c->keys[i] = rtp_key_intern(name, n);
             free(name);
         }
     }
-    c->ctype = calloc(c->ncols ? c->ncols : 1, sizeof *c->ctype);
+    c->ctype = rtp_xcalloc(c->ncols ? c->ncols : 1, sizeof *c->ctype);
     return 0;
 }
 
@@ -154,7 +154,7 @@ static int parse_types(csv_ctx *c, rtp_instance *ins)
 static int read_header(csv_ctx *c, rtp_instance *ins)
 {
     size_t cap = 65536, len = 0;
-    char *buf = malloc(cap);
+    char *buf = rtp_xmalloc(cap);
     csv_row row;
     csv_status st = CSV_NEED_MORE;
     for (;;) {
@@ -166,7 +166,7 @@ static int read_header(csv_ctx *c, rtp_instance *ins)
         len += (size_t)n;
         st = csv_next_row(&c->parser, buf, len, 0, CSV_BOF | (n == 0 ? CSV_EOF : 0), &row);
         if (st != CSV_NEED_MORE || n == 0 || len >= c->max_row_size) break;
-        if (len == cap) buf = realloc(buf, cap *= 2);
+        if (len == cap) buf = rtp_xrealloc(buf, cap *= 2);
     }
     int rc = -1;
     if (st == CSV_ROW) {
@@ -317,7 +317,7 @@ static int csv_start(rtp_instance *ins, void *ctx)
             rtp_error(ins, "cannot create state_dir %s: %s", c->state_dir, strerror(errno));
             return -1;
         }
-        c->ckpt_path = malloc(strlen(c->state_dir) + strlen(rtp_instance_name(ins)) + 8);
+        c->ckpt_path = rtp_xmalloc(strlen(c->state_dir) + strlen(rtp_instance_name(ins)) + 8);
         sprintf(c->ckpt_path, "%s/%s.ckpt", c->state_dir, rtp_instance_name(ins));
         uint64_t every = (uint64_t)(c->checkpoint_interval > 0 ? c->checkpoint_interval : 1000);
         uv_timer_start(&c->ckpt_timer, on_ckpt_timer, every, every);

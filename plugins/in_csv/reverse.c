@@ -38,7 +38,7 @@ static void add_mark(csv_reverse *rv, uint64_t off)
     if (rv->n_marks && rv->marks[rv->n_marks - 1] == off) return;
     if (rv->n_marks == rv->cap_marks) {
         rv->cap_marks = rv->cap_marks ? rv->cap_marks * 2 : 64;
-        rv->marks = realloc(rv->marks, rv->cap_marks * sizeof *rv->marks);
+        rv->marks = rtp_xrealloc(rv->marks, rv->cap_marks * sizeof *rv->marks);
     }
     rv->marks[rv->n_marks++] = off;
 }
@@ -49,7 +49,7 @@ static int fill(csv_ctx *c, char **buf, size_t *cap, size_t *len, uint64_t at)
 {
     if (*len == *cap) {
         if (*cap >= c->max_row_size * 2) return EFBIG; /* one row fills it: too long */
-        *buf = realloc(*buf, *cap *= 2);
+        *buf = rtp_xrealloc(*buf, *cap *= 2);
     }
     uint64_t left = c->rev->end - at;
     size_t want = *cap - *len < left ? *cap - *len : (size_t)left;
@@ -64,7 +64,7 @@ static void index_file(uv_work_t *w)
     csv_ctx *c = w->data;
     csv_reverse *rv = c->rev;
     size_t cap = (size_t)c->buffer_size, len = 0, off = 0;
-    char *buf = malloc(cap);
+    char *buf = rtp_xmalloc(cap);
     uint64_t base = c->data_start, rows = 0;
     add_mark(rv, base);
     for (;;) {
@@ -106,7 +106,7 @@ static void index_done(uv_work_t *w, int status)
 
 void csv_reverse_start(csv_ctx *c, uint64_t end)
 {
-    c->rev = calloc(1, sizeof *c->rev);
+    c->rev = rtp_xcalloc(1, sizeof *c->rev);
     c->rev->end = end;
     c->rev->work.data = c;
     uv_queue_work(rtp_instance_loop(c->ins), &c->rev->work, index_file, index_done);
@@ -126,7 +126,7 @@ static void scan_block(csv_ctx *c)
         if (csv_next_row(&c->parser, data, c->len, off, flags, &row) == CSV_END) break;
         if (rv->n_rows == rv->cap_rows) {
             rv->cap_rows = rv->cap_rows ? rv->cap_rows * 2 : BLOCK_ROWS + 1;
-            rv->rows = realloc(rv->rows, rv->cap_rows * sizeof *rv->rows);
+            rv->rows = rtp_xrealloc(rv->rows, rv->cap_rows * sizeof *rv->rows);
         }
         rv->rows[rv->n_rows++] = row.start;
         off = row.end;

@@ -3,6 +3,7 @@
 #define RTPROC_H
 
 #include "version.h"
+#include "alloc.h"
 #include "record.h"
 #include "options.h"
 #include "plugin.h"

@@ -17,9 +17,7 @@ static void on_read(uv_fs_t *req)
     c->reading = false;
     if (c->stopped) return;
     if (n < 0) {
-        rtp_error(c->ins, "read error on %s: %s; stopping this input", c->path, uv_strerror((int)n));
-        c->done = true;
-        rtp_input_finished(c->ins, c->exit_on_eof);
+        csv_give_up(c, uv_strerror((int)n));
         return;
     }
     c->len += (size_t)n;

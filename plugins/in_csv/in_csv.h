@@ -92,6 +92,8 @@ void csv_bad_row(csv_ctx *c, const csv_row *row, const char *why);
 void csv_emit_batch(csv_ctx *c, uint64_t cookie);
 /* The whole file is read: the input is finished. */
 void csv_finish(csv_ctx *c);
+/* Reading cannot go on (I/O error, file changed): log why, end the input. */
+void csv_give_up(csv_ctx *c, const char *why);
 
 /* forward.c */
 void csv_produce(csv_ctx *c);

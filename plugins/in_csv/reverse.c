@@ -92,10 +92,7 @@ static void index_done(uv_work_t *w, int status)
     csv_reverse *rv = c->rev;
     if (c->stopped || status == UV_ECANCELED) return;
     if (rv->error) {
-        rtp_error(c->ins, "cannot index %s for reverse replay: %s", c->path,
-                  rv->error == EFBIG ? "a row is longer than max_row_size" : strerror(rv->error));
-        c->done = true;
-        rtp_input_finished(c->ins, c->exit_on_eof);
+        csv_give_up(c, rv->error == EFBIG ? "a row is longer than max_row_size" : strerror(rv->error));
         return;
     }
     rv->indexed = true;
@@ -143,9 +140,7 @@ static void on_block(uv_fs_t *req)
     c->reading = false;
     if (c->stopped) return;
     if (n != (ssize_t)c->len) {
-        rtp_error(c->ins, "short read in %s during reverse replay (did the file change?)", c->path);
-        c->done = true;
-        rtp_input_finished(c->ins, c->exit_on_eof);
+        csv_give_up(c, n < 0 ? uv_strerror((int)n) : "short read during reverse replay (did the file change?)");
         return;
     }
     scan_block(c);

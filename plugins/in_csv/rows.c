@@ -122,6 +122,13 @@ void csv_emit_batch(csv_ctx *c, uint64_t cookie)
     rtp_input_emit(c->ins, b, cookie);
 }
 
+void csv_give_up(csv_ctx *c, const char *why)
+{
+    rtp_error(c->ins, "%s: %s; this input stops here", c->path, why);
+    c->done = true;
+    rtp_input_finished(c->ins, c->exit_on_eof);
+}
+
 void csv_finish(csv_ctx *c)
 {
     csv_emit_batch(c, c->reverse ? c->data_start : c->base + c->off);

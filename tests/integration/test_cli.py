@@ -64,6 +64,27 @@ class Cli(Case):
         self.assertRegex(r.out, r"route\s+stocks: out")
         self.assertNotIn('"open"', r.out, "a dry run must not emit records")
 
+    def test_stdout_logfmt(self):
+        path = self.write("in.csv", 'sym,price,note\nAAPL,1.5,"two words"\nMSFT,2,\n')
+        r = self.rtproc(conf=f"[input.q]\nplugin = csv\npath = {path}\nexit_on_eof = true\n"
+                             "[output.stdout]\nformat = logfmt\ntag_key = tag\n")
+        self.assertEqual(r.code, 0, r.err)
+        self.assertEqual(r.out.splitlines(), ['tag=q sym=AAPL price=1.5 note="two words"',
+                                              "tag=q sym=MSFT price=2 note=null"])
+
+    def test_plugins_dir_is_searched_first(self):
+        import shutil
+        plugdir = os.path.join(self.dir, "plugins")
+        os.mkdir(plugdir)
+        shutil.copy(os.path.join(os.path.dirname(os.environ.get("RTPROC", "")), "plugins", "out_null.so"),
+                    os.path.join(plugdir, "out_null.so"))
+        r = self.rtproc("-p", plugdir, "--list-plugins")
+        self.assertIn(os.path.join(plugdir, "out_null.so"), r.out)
+        r = self.rtproc("--list-plugins", conf=f"[service]\nplugins_dir = {plugdir}\n")
+        self.assertIn(os.path.join(plugdir, "out_null.so"), r.out)
+        r = self.rtproc("--list-plugins", env={"RTPROC_PLUGINS_DIR": plugdir})
+        self.assertIn(os.path.join(plugdir, "out_null.so"), r.out)
+
     def test_log_format_json(self):
         r = self.rtproc(conf=f"""
             [service]

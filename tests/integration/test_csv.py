@@ -79,6 +79,12 @@ class CsvEdgeCases(Case):
         data, _, _ = self.run_csv("a|b\n1|2\n", "delimiter = |")
         self.assertEqual(data, [{"a": 1, "b": 2}])
 
+    def test_quote_character_can_change_or_be_off(self):
+        data, _, _ = self.run_csv("a,b\n'x,y',\"q\"\n", "quote = '")
+        self.assertEqual(data, [{"a": "x,y", "b": '"q"'}])
+        data, _, _ = self.run_csv('a,b\n"x,y\n', "quote =")
+        self.assertEqual(data, [{"a": '"x', "b": 'y'}], "with no quote character quotes are text")
+
     def test_a_bare_semicolon_is_a_comment_and_the_error_says_so(self):
         path = self.write("in.csv", "a;b\n")
         self.assert_config_error(f"[input.csv]\npath = {path}\ndelimiter = ;\n[output.null]\n",

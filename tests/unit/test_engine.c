@@ -329,6 +329,16 @@ Test(engine, retry_delivers_once_after_failures)
     cr_assert_eq(rtp_metric_value(eng.outputs[0]->m.retries), 2);
 }
 
+Test(engine, exhausted_retries_send_the_batch_to_the_error_route)
+{
+    run("[input.gen]\ntag = t\ncount = 10\n"
+        "[output.sink]\nplugin = collect\nmode = retry_twice\nretry_limit = 1\nretry_max_wait = 10ms\nmatch = t\n"
+        "[output.dlq]\nplugin = collect\nmatch = error.*\n");
+    cr_assert_eq(collectors[0]->failures, 2, "one try and one retry, then the batch is given up");
+    cr_assert_eq(collectors[1]->n, 10, "the whole failed batch reached the error route");
+    assert_acks_in_order(10, 10);
+}
+
 Test(engine, rejected_records_reach_the_error_route)
 {
     run("[input.gen]\ntag = t\ncount = 40\n"

@@ -149,8 +149,9 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-void rtp_loader_load_all(void)
+size_t rtp_loader_load_all(void)
 {
+    size_t failed = 0;
     for (size_t d = 0; d < n_dirs; d++) {
         DIR *dir = opendir(dirs[d]);
         if (!dir) continue;
@@ -169,12 +170,13 @@ void rtp_loader_load_all(void)
             const char *us = strchr(base, '_');
             rtp_kind k = base[0] == 'i' ? RTP_INPUT : base[0] == 'f' ? RTP_FILTER : RTP_OUTPUT;
             char *pname = rtp_xstrndup(us + 1, strlen(us + 1) - 3);
-            if (!find_loaded(k, pname)) rtp_loader_load(names[i]);
+            if (!find_loaded(k, pname) && !rtp_loader_load(names[i])) failed++;
             free(pname);
             free(names[i]);
         }
         free(names);
     }
+    return failed;
 }
 
 size_t rtp_loader_count(void)

@@ -15,8 +15,9 @@ void rtp_loader_add_static(const rtp_plugin *p);
 /* A loaded plugin of that kind and name, loading it from the directories on
  * first use; NULL after printing why. */
 const rtp_plugin *rtp_loader_find(rtp_kind kind, const char *name);
-/* Loads every object in the directories (for --list-plugins and --schema). */
-void rtp_loader_load_all(void);
+/* Loads every object in the directories (for --list-plugins and --schema);
+ * returns how many failed to load (each said why). */
+size_t rtp_loader_load_all(void);
 size_t rtp_loader_count(void);
 const rtp_plugin *rtp_loader_get(size_t i, const char **path);
 void rtp_loader_unload_all(void);

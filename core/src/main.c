@@ -285,10 +285,10 @@ int main(int argc, char **argv)
     add_default_dirs(&svc, &c);
     if (load_extra_plugins(&pl) < 0) goto out;
     if (c.list || c.help_plugin || c.schema) {
-        rtp_loader_load_all();
-        rc = 0;
+        /* a plugin that cannot load is a broken installation: say so in the status */
+        rc = rtp_loader_load_all() ? EXIT_RUNTIME : 0;
         if (c.list) list_plugins();
-        if (c.help_plugin) rc = help_plugin(c.help_plugin);
+        if (c.help_plugin && help_plugin(c.help_plugin)) rc = EXIT_CONFIG;
         if (c.schema) print_schema();
         goto out;
     }

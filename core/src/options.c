@@ -71,6 +71,7 @@ int rtp_parse_duration_ms(const char *s, int64_t *out, const char **err)
     static const char *const units[] = {"ms", "s", "m", "h", "d"};
     static const double scale[] = {1, 1000, 60000, 3600000, 86400000};
     double v;
+    if (strcmp(s, "0") == 0) return *out = 0, 0; /* zero needs no unit; any other number does */
     if (parse_scaled(s, units, scale, RTP_ARRAY_LEN(units), &v) < 0 || v > 9.0e15) {
         *err = "expected a duration with a unit such as 500ms, 5s, 1.5m, 1h or 2d";
         return -1;

@@ -133,6 +133,8 @@ Test(options, sizes_and_durations)
     cr_assert_eq(rtp_parse_duration_ms("2d", &ms, &err), 0);
     cr_assert_eq(ms, 172800000);
     cr_assert_eq(rtp_parse_duration_ms("5", &ms, &err), -1, "a duration needs a unit");
+    cr_assert_eq(rtp_parse_duration_ms("0", &ms, &err), 0, "except zero");
+    cr_assert_eq(ms, 0);
     cr_assert_eq(rtp_parse_duration_ms("5 fortnights", &ms, &err), -1);
 }
 

@@ -19,7 +19,7 @@ typedef enum rtp_opt_type {
     RTP_OPT_DOUBLE,   /* double                                            */
     RTP_OPT_BOOL,     /* bool: true/false, yes/no, on/off, 1/0             */
     RTP_OPT_SIZE,     /* uint64_t bytes: 512, 64k, 4M, 1G (powers of 1024)  */
-    RTP_OPT_DURATION, /* int64_t milliseconds: 250ms, 5s, 1.5m, 1h, 2d     */
+    RTP_OPT_DURATION, /* int64_t milliseconds: 250ms, 5s, 1.5m, 1h, 2d, 0   */
     RTP_OPT_LIST,     /* rtp_strlist: comma-separated, items trimmed        */
     RTP_OPT_ENUM,     /* int: index of the value in `choices` ("a|b|c")    */
     RTP_OPT_PREFIX    /* rtp_kvlist: every key that starts with `name`

@@ -251,6 +251,8 @@ static int csv_init(rtp_instance *ins, void *ctx)
         return -1;
     }
     c->bad_rows = rtp_metric_counter(ins, "bad_rows", "rows sent to the error route");
+    c->null_lens = rtp_xcalloc(c->null_values.n + 1, sizeof *c->null_lens);
+    for (size_t i = 0; i < c->null_values.n; i++) c->null_lens[i] = strlen(c->null_values.v[i]);
     return check_pacing(c, ins);
 }
 
@@ -359,6 +361,7 @@ static void csv_destroy(rtp_instance *ins, void *ctx)
     free(c->keys);
     free(c->ctype);
     free(c->ckpt_path);
+    free(c->null_lens);
 }
 
 RTP_PLUGIN_DEFINE(.kind = RTP_INPUT, .name = "csv",

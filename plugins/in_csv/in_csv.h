@@ -28,6 +28,7 @@ typedef struct csv_ctx {
     rtp_strlist columns;
     rtp_strlist types;
     rtp_strlist null_values;
+    size_t *null_lens; /* strlen of each null_values item, measured once */
     char *time_key;
     char *time_format;
     double rate;

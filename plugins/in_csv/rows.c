@@ -12,7 +12,7 @@
 static bool is_null_token(const csv_ctx *c, const char *p, size_t n)
 {
     for (size_t i = 0; i < c->null_values.n; i++)
-        if (strlen(c->null_values.v[i]) == n && memcmp(c->null_values.v[i], p, n) == 0) return true;
+        if (c->null_lens[i] == n && memcmp(c->null_values.v[i], p, n) == 0) return true;
     return false;
 }
 

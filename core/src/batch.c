@@ -221,15 +221,11 @@ void rtp_batch_hold(rtp_batch *b, rtp_buf *buf)
 
 /* ---- fields -------------------------------------------------------------- */
 
+static void grow_fields(rtp_batch *b, rtp_record *r, uint32_t cap);
+
 rtp_field *rtp_record_add(rtp_batch *b, rtp_record *r, rtp_key key)
 {
-    if (r->nfields == r->cap) {
-        uint32_t cap = r->cap ? r->cap * 2 : 4;
-        rtp_field *f = arena_alloc(b, cap * sizeof *f);
-        if (r->nfields) memcpy(f, r->fields, r->nfields * sizeof *f);
-        r->fields = f;
-        r->cap = cap;
-    }
+    if (r->nfields == r->cap) grow_fields(b, r, r->cap ? r->cap * 2 : 4);
     rtp_field *f = &r->fields[r->nfields++];
     f->key = key;
     f->len = 0;
@@ -238,11 +234,35 @@ rtp_field *rtp_record_add(rtp_batch *b, rtp_record *r, rtp_key key)
     return f;
 }
 
+/* Records of one stream share their layout, so where a key was found last
+ * time is where it is now: that position is tried first. Filters that add
+ * twenty indicator fields and then look up "rsi_14" stop scanning for it. */
+static uint8_t last_pos[1024];
+
 rtp_field *rtp_record_get(const rtp_record *r, rtp_key key)
 {
-    for (uint32_t i = 0; i < r->nfields; i++)
-        if (r->fields[i].key == key) return &r->fields[i];
+    uint32_t h = last_pos[key & 1023];
+    if (h < r->nfields && r->fields[h].key == key) return &r->fields[h];
+    for (uint32_t i = 0; i < r->nfields; i++) {
+        if (r->fields[i].key == key) {
+            last_pos[key & 1023] = (uint8_t)(i < 255 ? i : 255);
+            return &r->fields[i];
+        }
+    }
     return NULL;
+}
+
+static void grow_fields(rtp_batch *b, rtp_record *r, uint32_t cap)
+{
+    rtp_field *f = arena_alloc(b, cap * sizeof *f);
+    if (r->nfields) memcpy(f, r->fields, r->nfields * sizeof *f);
+    r->fields = f;
+    r->cap = cap;
+}
+
+void rtp_record_reserve(rtp_batch *b, rtp_record *r, uint32_t extra)
+{
+    if (r->nfields + extra > r->cap) grow_fields(b, r, r->nfields + extra);
 }
 
 rtp_field *rtp_record_put(rtp_batch *b, rtp_record *r, rtp_key key)

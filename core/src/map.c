@@ -25,6 +25,7 @@ struct rtp_map {
     size_t n_slots, count, used; /* used: live + tombstones */
     size_t value_size, max_entries;
     entry *head, *tail;
+    entry *last; /* the entry the previous get returned: records come in runs of one key */
     rtp_map_evict_fn on_evict;
     void *user;
     uint64_t evictions;
@@ -92,6 +93,7 @@ static void rehash(rtp_map *m, size_t n_slots)
 static void delete_at(rtp_map *m, size_t slot, bool notify)
 {
     entry *e = m->slots[slot];
+    if (e == m->last) m->last = NULL;
     if (notify && m->on_evict) m->on_evict(e->value, key_of(m, e), e->len, m->user);
     unlink_entry(m, e);
     m->slots[slot] = TOMBSTONE;
@@ -101,12 +103,18 @@ static void delete_at(rtp_map *m, size_t slot, bool notify)
 
 void *rtp_map_get(rtp_map *m, const void *key, size_t len, bool *created)
 {
+    entry *last = m->last; /* already the most recently used: nothing to move */
+    if (last && last->len == len && memcmp(key_of(m, last), key, len) == 0) {
+        if (created) *created = false;
+        return last->value;
+    }
     uint32_t h = rtp_hash(key, len);
     size_t i = slot_of(m, key, len, h);
     entry *e = m->slots[i];
     if (e && e != TOMBSTONE) {
         unlink_entry(m, e);
         push_tail(m, e);
+        m->last = e;
         if (created) *created = false;
         return e->value;
     }
@@ -127,6 +135,7 @@ void *rtp_map_get(rtp_map *m, const void *key, size_t len, bool *created)
     m->slots[i] = e;
     m->count++;
     push_tail(m, e);
+    m->last = e;
     if (created) *created = true;
     return e->value;
 }

@@ -102,6 +102,8 @@ RTP_API rtp_field *rtp_record_add(rtp_batch *b, rtp_record *r, rtp_key key);
 /* Replaces the field with that key, or appends it. */
 RTP_API rtp_field *rtp_record_put(rtp_batch *b, rtp_record *r, rtp_key key);
 RTP_API rtp_field *rtp_record_get(const rtp_record *r, rtp_key key);
+/* Room for extra more fields without growing (a filter about to add them). */
+RTP_API void rtp_record_reserve(rtp_batch *b, rtp_record *r, uint32_t extra);
 
 RTP_API void rtp_record_set_null(rtp_batch *b, rtp_record *r, rtp_key k);
 RTP_API void rtp_record_set_bool(rtp_batch *b, rtp_record *r, rtp_key k, bool v);

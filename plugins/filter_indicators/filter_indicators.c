@@ -436,20 +436,6 @@ static void write_outputs(rtp_batch *b, rtp_record *r, const price_field *pf, ui
     }
 }
 
-/* Makes room for `extra` more fields in one step. rtp_record_add doubles the
- * field array as it fills (7 CSV columns -> 14 -> 28, two copies and ~1 KB
- * of arena per record for the full indicator set); sizing it once halves
- * the arena a batch needs, and with it the page faults of fresh memory. */
-static void reserve_fields(rtp_batch *b, rtp_record *r, uint32_t extra)
-{
-    if (r->cap - r->nfields >= extra) return;
-    uint32_t cap = r->nfields + extra;
-    rtp_field *f = rtp_batch_alloc(b, cap * sizeof *f);
-    if (r->nfields) memcpy(f, r->fields, r->nfields * sizeof *f);
-    r->fields = f;
-    r->cap = cap;
-}
-
 static int64_t utc_day(int64_t ns)
 {
     return ns >= 0 ? ns / NS_PER_DAY : -((-ns - 1) / NS_PER_DAY) - 1;
@@ -495,7 +481,7 @@ static void process_record(ind_ctx *c, rtp_batch *b, rtp_record *r, batch_counts
     in.has_volume = (c->cfg.volume_avg || c->cfg.vwap) && take_volume(c, r, &in.volume, &bc->bad);
     in.day = utc_day(r->time);
     bool replace = c->collide || has_output_field(c, r);
-    reserve_fields(b, r, n * (uint32_t)__builtin_popcount(c->cfg.enabled));
+    rtp_record_reserve(b, r, n * (uint32_t)__builtin_popcount(c->cfg.enabled));
     for (uint32_t i = 0; i < n; i++) {
         bool created;
         size_t len = series_key(c, kbuf, (size_t)klen, c->todo[i].index);

@@ -419,7 +419,7 @@ static bool has_output_field(const ind_ctx *c, const rtp_record *r)
     return false;
 }
 
-/* Appends the warm indicators into the room reserve_fields made; replaces
+/* Appends the warm indicators into the room rtp_record_reserve made; replaces
  * instead when the record may already hold a field of that name
  * (indicators computed twice, names that collide), at a scan per field. */
 static void write_outputs(rtp_batch *b, rtp_record *r, const price_field *pf, uint32_t mask, const double *v,

@@ -470,4 +470,6 @@ static void pg_destroy(rtp_instance *ins, void *ctx)
 RTP_PLUGIN_DEFINE(.kind = RTP_OUTPUT, .name = "postgres",
                   .description = "writes records into a PostgreSQL table with COPY, optionally as upserts",
                   .options = pg_options, .ctx_size = sizeof(pg_ctx), .init = pg_init, .start = pg_start,
-                  .stop = pg_stop, .write = pg_write, .flush = pg_flush, .destroy = pg_destroy);
+                  .stop = pg_stop, .write = pg_write, .flush = pg_flush, .destroy = pg_destroy,
+                  /* batches arriving during a commit join the next transaction */
+                  .default_max_inflight = 4);

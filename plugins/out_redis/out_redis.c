@@ -400,4 +400,6 @@ static void redis_destroy(rtp_instance *ins, void *ctx)
 RTP_PLUGIN_DEFINE(.kind = RTP_OUTPUT, .name = "redis",
                   .description = "writes records to Redis: hashes, streams, pub/sub messages or capped lists",
                   .options = redis_options, .ctx_size = sizeof(redis_ctx), .init = redis_init,
-                  .start = redis_start, .stop = redis_stop, .write = redis_write, .destroy = redis_destroy);
+                  .start = redis_start, .stop = redis_stop, .write = redis_write, .destroy = redis_destroy,
+                  /* keep the pipe full while the previous batch's replies come back */
+                  .default_max_inflight = 4);

@@ -92,9 +92,11 @@ static void gen_stop(rtp_instance *ins, void *ctx)
     uv_close((uv_handle_t *)&((gen_ctx *)ctx)->timer, NULL);
 }
 
-static const rtp_plugin gen_plugin = {RTP_ABI_MAJOR, RTP_ABI_MINOR, RTP_INPUT, "gen", "test generator",
-                                      gen_opts, sizeof(gen_ctx), gen_init, gen_start, gen_stop, NULL,
-                                      gen_pause, gen_resume, gen_ack, NULL, NULL, NULL};
+static const rtp_plugin gen_plugin = {.abi_major = RTP_ABI_MAJOR, .abi_minor = RTP_ABI_MINOR,
+                                      .kind = RTP_INPUT, .name = "gen", .description = "test generator",
+                                      .options = gen_opts, .ctx_size = sizeof(gen_ctx), .init = gen_init,
+                                      .start = gen_start, .stop = gen_stop, .pause = gen_pause,
+                                      .resume = gen_resume, .ack = gen_ack};
 
 /* ---- a filter: drops multiples of 7, derives an alert for multiples of 10 -- */
 
@@ -113,9 +115,9 @@ static void tagger_process(rtp_instance *ins, void *ctx, rtp_batch *b)
     }
 }
 
-static const rtp_plugin tagger_plugin = {RTP_ABI_MAJOR, RTP_ABI_MINOR, RTP_FILTER, "tagger", "test filter",
-                                         NULL, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-                                         tagger_process, NULL, NULL};
+static const rtp_plugin tagger_plugin = {.abi_major = RTP_ABI_MAJOR, .abi_minor = RTP_ABI_MINOR,
+                                         .kind = RTP_FILTER, .name = "tagger", .description = "test filter",
+                                         .process = tagger_process};
 
 /* ---- a filter that swallows records and emits their sum when flushed ------ */
 
@@ -142,9 +144,10 @@ static void summer_flush(rtp_instance *ins, void *ctx)
     rtp_filter_emit(ins, b);
 }
 
-static const rtp_plugin summer_plugin = {RTP_ABI_MAJOR, RTP_ABI_MINOR, RTP_FILTER, "summer", "test filter",
-                                         NULL, sizeof(summer_ctx), NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-                                         summer_process, NULL, summer_flush};
+static const rtp_plugin summer_plugin = {.abi_major = RTP_ABI_MAJOR, .abi_minor = RTP_ABI_MINOR,
+                                         .kind = RTP_FILTER, .name = "summer", .description = "test filter",
+                                         .ctx_size = sizeof(summer_ctx), .process = summer_process,
+                                         .flush = summer_flush};
 
 /* ---- a collecting output with failure modes ----------------------------- */
 
@@ -198,9 +201,10 @@ static void collect_write(rtp_instance *ins, void *ctx, rtp_batch *b)
     rtp_output_done(ins, b, RTP_OK);
 }
 
-static const rtp_plugin collect_plugin = {RTP_ABI_MAJOR, RTP_ABI_MINOR, RTP_OUTPUT, "collect", "test output",
-                                          collect_opts, sizeof(collect_ctx), collect_init, NULL, NULL, NULL,
-                                          NULL, NULL, NULL, NULL, collect_write, NULL};
+static const rtp_plugin collect_plugin = {.abi_major = RTP_ABI_MAJOR, .abi_minor = RTP_ABI_MINOR,
+                                          .kind = RTP_OUTPUT, .name = "collect", .description = "test output",
+                                          .options = collect_opts, .ctx_size = sizeof(collect_ctx),
+                                          .init = collect_init, .write = collect_write};
 
 /* ---- harness ------------------------------------------------------------------ */
 
@@ -319,6 +323,22 @@ Test(engine, a_filter_flushes_what_it_holds_once_the_input_is_done)
     cr_assert_eq(collectors[0]->n, 1);
     cr_assert_eq(collectors[0]->seen[0], 999 * 1000 / 2, "the flush saw every record");
     assert_acks_in_order(1000, 33);
+}
+
+static const rtp_plugin collect4_plugin = {.abi_major = RTP_ABI_MAJOR, .abi_minor = RTP_ABI_MINOR,
+                                           .kind = RTP_OUTPUT, .name = "collect4", .description = "test output",
+                                           .options = collect_opts, .ctx_size = sizeof(collect_ctx),
+                                           .init = collect_init, .write = collect_write,
+                                           .default_max_inflight = 4};
+
+Test(engine, a_plugin_sets_its_own_default_max_inflight)
+{
+    rtp_loader_add_static(&collect4_plugin);
+    cr_assert_eq(build("[input.gen]\n[output.a]\nplugin = collect4\n[output.b]\nplugin = collect4\n"
+                       "max_inflight = 2\n[output.c]\nplugin = collect\n"), 0);
+    cr_assert_eq(eng.outputs[0]->conf.max_inflight, 4);
+    cr_assert_eq(eng.outputs[1]->conf.max_inflight, 2, "the section wins");
+    cr_assert_eq(eng.outputs[2]->conf.max_inflight, 1);
 }
 
 Test(engine, retry_delivers_once_after_failures)

@@ -413,8 +413,9 @@ static int rows_start(rtp_instance *ins, void *ctx)
     return 0;
 }
 
-static const rtp_plugin rows_plugin = {RTP_ABI_MAJOR, RTP_ABI_MINOR, RTP_INPUT, "rows", "test rows", NULL, 0,
-                                       NULL, rows_start, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+static const rtp_plugin rows_plugin = {.abi_major = RTP_ABI_MAJOR, .abi_minor = RTP_ABI_MINOR,
+                                       .kind = RTP_INPUT, .name = "rows", .description = "test rows",
+                                       .start = rows_start};
 
 static void grab_write(rtp_instance *ins, void *ctx, rtp_batch *b)
 {
@@ -428,8 +429,9 @@ static void grab_write(rtp_instance *ins, void *ctx, rtp_batch *b)
     rtp_output_done(ins, b, RTP_OK);
 }
 
-static const rtp_plugin grab_plugin = {RTP_ABI_MAJOR, RTP_ABI_MINOR, RTP_OUTPUT, "grab", "test output", NULL, 0,
-                                       NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, grab_write, NULL};
+static const rtp_plugin grab_plugin = {.abi_major = RTP_ABI_MAJOR, .abi_minor = RTP_ABI_MINOR,
+                                       .kind = RTP_OUTPUT, .name = "grab", .description = "test output",
+                                       .write = grab_write};
 
 static uv_loop_t loop;
 static rtp_engine eng;

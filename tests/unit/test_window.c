@@ -371,9 +371,10 @@ static void script_stop(rtp_instance *ins, void *ctx)
     uv_close((uv_handle_t *)&((script_ctx *)ctx)->timer, NULL);
 }
 
-static const rtp_plugin script_plugin = {RTP_ABI_MAJOR, RTP_ABI_MINOR, RTP_INPUT, "script", "scripted input",
-                                         NULL, sizeof(script_ctx), script_init, script_start, script_stop,
-                                         NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+static const rtp_plugin script_plugin = {.abi_major = RTP_ABI_MAJOR, .abi_minor = RTP_ABI_MINOR,
+                                         .kind = RTP_INPUT, .name = "script", .description = "scripted input",
+                                         .ctx_size = sizeof(script_ctx), .init = script_init,
+                                         .start = script_start, .stop = script_stop};
 
 /* An output that renders each record as "tag name=value ...", times in
  * seconds, so a test compares lines. */
@@ -404,9 +405,9 @@ static void lines_write(rtp_instance *ins, void *ctx, rtp_batch *b)
     rtp_output_done(ins, b, RTP_OK);
 }
 
-static const rtp_plugin lines_plugin = {RTP_ABI_MAJOR, RTP_ABI_MINOR, RTP_OUTPUT, "lines", "test output",
-                                        NULL, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-                                        lines_write, NULL};
+static const rtp_plugin lines_plugin = {.abi_major = RTP_ABI_MAJOR, .abi_minor = RTP_ABI_MINOR,
+                                        .kind = RTP_OUTPUT, .name = "lines", .description = "test output",
+                                        .write = lines_write};
 
 static rtp_engine eng;
 static uv_loop_t loop;

@@ -69,6 +69,10 @@ typedef struct rtp_plugin {
      * (a signal, or an input with exit_on_eof finished), for filters once
      * every batch emitted before has been through them. */
     void (*flush)(rtp_instance *ins, void *ctx);
+
+    /* ABI 1.1: outputs: max_inflight when the section does not set it (0: 1).
+     * A sink that pipelines or groups commits wants more than one batch. */
+    uint32_t default_max_inflight;
 } rtp_plugin;
 
 #define RTP_PLUGIN_DEFINE(...)                                                 \

@@ -11,8 +11,11 @@
 
 static bool is_null_token(const csv_ctx *c, const char *p, size_t n)
 {
-    for (size_t i = 0; i < c->null_values.n; i++)
-        if (c->null_lens[i] == n && memcmp(c->null_values.v[i], p, n) == 0) return true;
+    for (size_t i = 0; i < c->null_values.n; i++) {
+        const char *tok = c->null_values.v[i];
+        /* "AAPL" and "12.5" have the length of "null": the first byte sorts them out */
+        if (c->null_lens[i] == n && tok[0] == p[0] && memcmp(tok, p, n) == 0) return true;
+    }
     return false;
 }
 

@@ -7,11 +7,8 @@
 #include <string.h>
 #include <uv.h>
 
-#include "config.h"
-#include "engine.h"
-#include "loader.h"
-#include "log.h"
 #include "metrics.h"
+#include "pipeline_harness.h"
 
 /* ---- a generator input ------------------------------------------------------ */
 
@@ -208,10 +205,6 @@ static const rtp_plugin collect_plugin = {.abi_major = RTP_ABI_MAJOR, .abi_minor
 
 /* ---- harness ------------------------------------------------------------------ */
 
-static rtp_engine eng;
-static uv_loop_t loop;
-static rtp_config *cfg;
-
 static void setup(void)
 {
     static bool registered;
@@ -222,32 +215,14 @@ static void setup(void)
         rtp_loader_add_static(&summer_plugin);
         registered = true;
     }
-    rtp_log_configure(RTP_LOG_WARN, false);
     n_collectors = 0;
     the_gen = NULL;
-    uv_loop_init(&loop);
-}
-
-static void close_any(uv_handle_t *h, void *arg)
-{
-    if (!uv_is_closing(h)) uv_close(h, NULL);
-}
-
-static void teardown_all(void)
-{
-    uv_walk(&loop, close_any, NULL);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    rtp_engine_free(&eng);
-    uv_loop_close(&loop);
-    rtp_config_free(cfg);
-    cfg = NULL;
+    harness_init();
 }
 
 static int build(const char *text)
 {
-    cfg = rtp_config_parse(text, "test.conf");
-    cr_assert_not_null(cfg);
-    return rtp_engine_build(&eng, cfg, &loop);
+    return harness_build(text);
 }
 
 static void run(const char *text)
@@ -280,7 +255,7 @@ static void assert_acks_in_order(int64_t count, int64_t batch)
     }
 }
 
-TestSuite(engine, .init = setup, .fini = teardown_all);
+TestSuite(engine, .init = setup, .fini = harness_fini);
 
 Test(engine, every_record_once_and_acks_in_order)
 {

@@ -8,11 +8,8 @@
 #include <string.h>
 #include <uv.h>
 
-#include "config.h"
-#include "engine.h"
-#include "loader.h"
-#include "log.h"
 #include "metrics.h"
+#include "pipeline_harness.h"
 
 #include "filter_indicators/filter_indicators.c"
 #include "filter_indicators/indicators.c"
@@ -433,27 +430,7 @@ static const rtp_plugin grab_plugin = {.abi_major = RTP_ABI_MAJOR, .abi_minor = 
                                        .kind = RTP_OUTPUT, .name = "grab", .description = "test output",
                                        .write = grab_write};
 
-static uv_loop_t loop;
-static rtp_engine eng;
-static rtp_config *cfg;
-
-static void close_any(uv_handle_t *h, void *arg)
-{
-    if (!uv_is_closing(h)) uv_close(h, NULL);
-}
-
-static void engine_done(void)
-{
-    if (!cfg) return;
-    uv_walk(&loop, close_any, NULL);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    rtp_engine_free(&eng);
-    uv_loop_close(&loop);
-    rtp_config_free(cfg);
-    cfg = NULL;
-}
-
-TestSuite(plugin, .fini = engine_done);
+TestSuite(plugin, .fini = harness_fini);
 
 static ind_ctx *run_rows(const row *rows, size_t n, const char *options)
 {
@@ -472,13 +449,11 @@ static ind_ctx *run_rows(const row *rows, size_t n, const char *options)
     g_rows = rows;
     g_nrows = n;
     g_nout = 0;
-    engine_done(); /* the previous run of this test */
+    harness_fini(); /* the previous run of this test */
     uv_loop_init(&loop);
     char text[512];
     snprintf(text, sizeof text, "[input.rows]\n[filter.indicators]\nkey = s\nsma = 2\n%s\n[output.grab]\n", options);
-    cfg = rtp_config_parse(text, "test.conf");
-    memset(&eng, 0, sizeof eng);
-    cr_assert_eq(rtp_engine_build(&eng, cfg, &loop), 0);
+    cr_assert_eq(harness_build(text), 0);
     cr_assert_eq(rtp_engine_run(&eng), 0);
     return eng.filters[0]->ctx;
 }

@@ -10,10 +10,7 @@
 
 #include "../../plugins/filter_window/filter_window.c"
 #include "../../plugins/filter_window/window_agg.c"
-#include "config.h"
-#include "engine.h"
-#include "loader.h"
-#include "log.h"
+#include "pipeline_harness.h"
 
 #define SEC INT64_C(1000000000)
 
@@ -409,10 +406,6 @@ static const rtp_plugin lines_plugin = {.abi_major = RTP_ABI_MAJOR, .abi_minor =
                                         .kind = RTP_OUTPUT, .name = "lines", .description = "test output",
                                         .write = lines_write};
 
-static rtp_engine eng;
-static uv_loop_t loop;
-static rtp_config *cfg;
-
 static void eng_setup(void)
 {
     static bool registered;
@@ -422,24 +415,8 @@ static void eng_setup(void)
         rtp_loader_add_static(&rtproc_plugin);
         registered = true;
     }
-    rtp_log_configure(RTP_LOG_WARN, false);
     n_seen = 0;
-    uv_loop_init(&loop);
-}
-
-static void close_any(uv_handle_t *h, void *arg)
-{
-    if (!uv_is_closing(h)) uv_close(h, NULL);
-}
-
-static void eng_teardown(void)
-{
-    uv_walk(&loop, close_any, NULL);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    rtp_engine_free(&eng);
-    uv_loop_close(&loop);
-    rtp_config_free(cfg);
-    cfg = NULL;
+    harness_init();
 }
 
 static int build(const char *window_conf)
@@ -447,9 +424,7 @@ static int build(const char *window_conf)
     char text[1024];
     snprintf(text, sizeof text, "[input.script]\ntag = in\n[filter.win]\nplugin = window\n%s\n"
                                 "[output.lines]\nmatch = *\n", window_conf);
-    cfg = rtp_config_parse(text, "test.conf");
-    cr_assert_not_null(cfg);
-    return rtp_engine_build(&eng, cfg, &loop);
+    return harness_build(text);
 }
 
 #define RUN(events, conf)                                                                          \
@@ -484,7 +459,7 @@ static void expect(const char *const *want, size_t n)
         expect(want_, sizeof want_ / sizeof *want_);                                               \
     } while (0)
 
-TestSuite(plugin, .init = eng_setup, .fini = eng_teardown);
+TestSuite(plugin, .init = eng_setup, .fini = harness_fini);
 
 #define AGG "aggregate = n=count(), s=sum(v)\n"
 

@@ -29,6 +29,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from measure import wait_measuring  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, "../.."))
 # The mock cluster keeps only about 5 MB per partition (older messages are
@@ -38,34 +41,16 @@ ROOT = os.path.normpath(os.path.join(HERE, "../.."))
 PARTITIONS = 32
 
 
-def peak_rss_kb(pid):
-    """VmHWM of a running process (exec resets it, unlike ru_maxrss)."""
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
 def run(cmd, stderr_path):
     """Wall seconds, CPU seconds (user+sys of the child), peak RSS in kB."""
     t0 = time.perf_counter()
     with open(stderr_path, "w") as err:
         p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, stdin=subprocess.DEVNULL)
-        rss = 0
-        while True:
-            pid, status, ru = os.wait4(p.pid, os.WNOHANG)
-            if pid:
-                break
-            rss = max(rss, peak_rss_kb(p.pid))
-            time.sleep(0.005)
+        status, cpu, rss = wait_measuring(p, every=0.005)
     wall = time.perf_counter() - t0
-    if os.waitstatus_to_exitcode(status) != 0:
-        sys.exit(f"{cmd} failed with status {os.waitstatus_to_exitcode(status)}: {open(stderr_path).read()}")
-    return t0, wall, ru.ru_utime + ru.ru_stime, rss
+    if status != 0:
+        sys.exit(f"{cmd} failed with status {status}: {open(stderr_path).read()}")
+    return t0, wall, cpu, rss
 
 
 def start_mock(build):

@@ -17,6 +17,8 @@ import sys
 import tempfile
 import time
 
+from measure import wait_measuring
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, "../.."))
 
@@ -37,36 +39,15 @@ def build_input(data_dir, rows, path):
     return per * copies, os.path.getsize(path)
 
 
-def peak_rss_kb(pid):
-    """VmHWM of a running process: exec resets it, unlike the ru_maxrss that
-    wait4 reports, which keeps the high-water mark of the forking Python."""
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
 def run(cmd, stdout=subprocess.DEVNULL):
-    """Wall seconds, CPU seconds and peak RSS (kB) of one child process.
-    RSS is sampled every 2 ms until the child exits; VmHWM only grows, so
-    the last sample is the peak up to then."""
+    """Wall seconds, CPU seconds and peak RSS (kB) of one child process."""
     t0 = time.perf_counter()
     p = subprocess.Popen(cmd, stdout=stdout, stderr=subprocess.DEVNULL)
-    rss = 0
-    while True:
-        pid, status, ru = os.wait4(p.pid, os.WNOHANG)
-        if pid:
-            break
-        rss = max(rss, peak_rss_kb(p.pid))
-        time.sleep(0.002)
+    status, cpu, rss = wait_measuring(p)
     wall = time.perf_counter() - t0
-    if os.waitstatus_to_exitcode(status) != 0:
-        sys.exit(f"{cmd} failed with status {os.waitstatus_to_exitcode(status)}")
-    return wall, ru.ru_utime + ru.ru_stime, rss, ""
+    if status != 0:
+        sys.exit(f"{cmd} failed with status {status}")
+    return wall, cpu, rss, ""
 
 
 def report(name, rows, size, wall, cpu, rss):

@@ -30,6 +30,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, "../.."))
 sys.path.insert(0, os.path.join(ROOT, "tests/integration"))
 import servers  # noqa: E402
+from measure import wait_measuring  # noqa: E402
 
 COLUMNS = "symbol:text, ts:timestamptz, price:double precision, volume:bigint"
 TABLE_SQL = ("CREATE TABLE {} (symbol text, ts timestamptz, price double precision, volume bigint, "
@@ -60,37 +61,18 @@ def make_csv(path, rows):
         f.write("".join(chunk))
 
 
-def peak_rss_kb(pid):
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
 def run(cmd, env=None, capture=False):
     """Wall seconds, CPU seconds, peak RSS (kB) and stdout of one child."""
     t0 = time.perf_counter()
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE if capture else subprocess.DEVNULL,
                          stderr=subprocess.PIPE, env=dict(os.environ, **(env or {})))
-    rss = 0
-    out = b""
-    if capture:
-        out = p.stdout.read()
-    while True:
-        pid, status, ru = os.wait4(p.pid, os.WNOHANG)
-        if pid:
-            break
-        rss = max(rss, peak_rss_kb(p.pid))
-        time.sleep(0.002)
+    out = p.stdout.read() if capture else b""
+    status, cpu, rss = wait_measuring(p)
     wall = time.perf_counter() - t0
     err = p.stderr.read().decode()
-    if os.waitstatus_to_exitcode(status) != 0:
+    if status != 0:
         sys.exit(f"{cmd} failed:\n{err}")
-    return wall, ru.ru_utime + ru.ru_stime, rss, out.decode()
+    return wall, cpu, rss, out.decode()
 
 
 def report(name, rows, wall, cpu=None, rss=None, ref=None):

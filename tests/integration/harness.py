@@ -5,11 +5,9 @@ and the metrics summary rtproc logs when it stops."""
 import json
 import os
 import re
-import signal
 import subprocess
 import tempfile
 import textwrap
-import time
 import unittest
 
 RTPROC = os.environ.get("RTPROC", os.path.join(os.path.dirname(__file__), "../../build/rtproc"))

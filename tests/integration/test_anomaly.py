@@ -1,7 +1,6 @@
 """filter_anomaly through the real binary: every rule on hand-made CSVs with
 exact alert records, cooldown, annotate, composite keys, bad values, bounded
 state, configuration errors, and the ECB history replayed oldest first."""
-import json
 import math
 import statistics
 import unittest

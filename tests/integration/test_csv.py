@@ -3,10 +3,9 @@ read through to out_stdout and checked with Python's own csv and json
 modules."""
 import csv
 import json
-import os
 import unittest
 
-from harness import Case, DATA_DIR, need_data
+from harness import Case, need_data
 
 
 class CsvEdgeCases(Case):

@@ -15,11 +15,10 @@ relative to 1 (an RSI of 3e-41, from a pegged currency's decaying gains, is
 """
 import json
 import math
-import os
 import sys
 import unittest
 
-from harness import Case, RTPROC, need_data
+from harness import Case, need_data
 
 try:
     import numpy as np

@@ -3,7 +3,6 @@ crashes, a sink that stops reading, and the exit codes."""
 import json
 import os
 import signal
-import subprocess
 import threading
 import time
 import unittest

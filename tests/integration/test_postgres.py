@@ -128,7 +128,7 @@ class Postgres(Case):
                 bad[i] = 'invalid input syntax for type bigint: "12abc"'
             lines.append(f"S{i},{price},{volume}\n")
         csv = self.write("in.csv", "symbol,price,volume\n" + "".join(lines))
-        for keys in ("", f"\ncolumns = symbol:text, price:double precision, volume:text\nupsert_keys = symbol"):
+        for keys in ("", "\ncolumns = symbol:text, price:double precision, volume:text\nupsert_keys = symbol"):
             with self.subTest(upsert=bool(keys)):
                 self.pg.sql(f'TRUNCATE "{self.table}"')
                 if keys:

@@ -3,7 +3,6 @@ pandas row for row, hopping windows and sessions against brute force in
 plain Python, late records, and the timestamp formats of in_csv."""
 import bisect
 import datetime
-import os
 import random
 import unittest
 

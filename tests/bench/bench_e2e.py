@@ -1,0 +1,225 @@
+#!/usr/bin/env python3
+"""Benchmark: Kafka -> rtproc -> PostgreSQL against psql, and Kafka -> null
+against kcat, on the same produced ticks, in one run.
+
+Starts tests/kafka/kafka_mock (librdkafka's mock cluster), produces N JSON
+ticks once with kcat ({"symbol","ts","seq","price","volume"}, 50 symbols,
+ts in epoch ms), and writes the same rows to a CSV file. Then, each
+consumer in its own group so that each reads every message:
+
+  (i)  psql \\copy of the CSV into a table                       (reference)
+       psql \\copy into a staging table + INSERT ... ON CONFLICT  (reference for upserts)
+       rtproc kafka -> postgres, plain COPY
+       rtproc kafka -> postgres, upsert_keys = symbol, ts
+       into identical tables (primary key (symbol, ts)); every table must
+       end with N rows.
+  (ii) kcat -G (balanced consumer: joins a group, like rtproc) to /dev/null
+       rtproc kafka -> null (every message parsed into a record)
+
+Printed: rows/s, wall and CPU seconds, peak RSS (VmHWM polled, as in
+bench_pipeline.py), and the ratios rtproc / reference. A group consumer
+pays the group join on the mock (about 3 s, its initial rebalance delay),
+which psql does not: the rtproc lines also give the rate from the
+assignment to the end, read from rtproc's own log, and the ratio of both.
+The bars in issue 4 are 80% of psql \\copy and 90% of kcat. No assertions:
+figures vary with the machine and between runs (client and servers share
+the CPUs).
+
+The mock cluster keeps about 5 MB per partition, so the topic has 32
+partitions and the ticks are keyed by sequence number (even spread, as
+bench_kafka.py does); the watermarks are checked after producing.
+
+usage: bench_e2e.py [--build build] [--messages 1000000] [--repeat 1]
+"""
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.normpath(os.path.join(HERE, "../.."))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(ROOT, "tests/integration"))
+import bench_kafka  # noqa: E402  (run, kcat_cmd, log_time, check_retention, PARTITIONS)
+import servers  # noqa: E402
+
+T0_MS = 1_700_000_000_000
+TABLE_SQL = ("CREATE TABLE {} (symbol text, ts bigint, seq bigint, price double precision, volume bigint, "
+             "PRIMARY KEY (symbol, ts))")
+COLUMNS = "symbol:text, ts:bigint, seq:bigint, price:double precision, volume:bigint"
+UPSERT_SQL = """BEGIN;
+CREATE TEMP TABLE stage ON COMMIT DROP AS SELECT symbol, ts, seq, price, volume FROM via_psql_upsert WITH NO DATA;
+\\copy stage FROM '{csv}' WITH (FORMAT csv, HEADER true)
+INSERT INTO via_psql_upsert SELECT DISTINCT ON (symbol, ts) * FROM stage ORDER BY symbol, ts, ctid DESC
+  ON CONFLICT (symbol, ts) DO UPDATE SET seq = EXCLUDED.seq, price = EXCLUDED.price, volume = EXCLUDED.volume;
+COMMIT;
+"""
+
+
+def produce(brokers, n, tmp):
+    """kcat -P of n ticks keyed by seq; the same rows into ticks.csv.
+    Returns (bytes of JSON, CSV path)."""
+    kpath = os.path.join(tmp, "ticks.txt")
+    csv = os.path.join(tmp, "ticks.csv")
+    size = 0
+    with open(kpath, "w") as k, open(csv, "w") as c:
+        c.write("symbol,ts,seq,price,volume\n")
+        kbuf, cbuf = [], []
+        for i in range(n):
+            sym = f"S{i % 50:02d}"
+            ts = T0_MS + (i // 50) * 1000 + i % 50
+            price = (10000 + (i * 7919) % 5000) / 100
+            vol = 1 + i % 977
+            payload = f'{{"symbol":"{sym}","ts":{ts},"seq":{i},"price":{price!r},"volume":{vol}}}'
+            size += len(payload)
+            kbuf.append(f"{i}:{payload}\n")
+            cbuf.append(f"{sym},{ts},{i},{price!r},{vol}\n")
+            if len(kbuf) == 100000:
+                k.write("".join(kbuf))
+                c.write("".join(cbuf))
+                kbuf, cbuf = [], []
+        k.write("".join(kbuf))
+        c.write("".join(cbuf))
+    subprocess.run(["kcat", "-P", "-b", brokers, "-t", "ticks", "-K:", "-l", kpath,
+                    "-X", "linger.ms=50", "-X", "batch.num.messages=10000"], check=True)
+    os.remove(kpath)
+    return size, csv
+
+
+def rtproc_active(err_path):
+    """Seconds from the first assignment to the last log line (the metrics
+    summary written at exit, after the last delivery)."""
+    start = end = None
+    for line in open(err_path):
+        if start is None and "assigned" in line:
+            start = bench_kafka.log_time(line)
+        if line[:4].isdigit():
+            end = bench_kafka.log_time(line)
+    return end - start if start is not None and end is not None else None
+
+
+def rtproc_conf(tmp, brokers, group, output):
+    path = os.path.join(tmp, f"{group}.conf")
+    with open(path, "w") as f:
+        f.write(f"[service]\nlog_level = info\n[input.kafka]\nbrokers = {brokers}\ntopics = ticks\n"
+                f"group_id = {group}\nexit_on_eof = true\n{output}")
+    return path
+
+
+def run_rtproc(args, tmp, brokers, group, output, env=None):
+    err = os.path.join(tmp, f"{group}.err")
+    cmd = [os.path.join(args.build, "rtproc"), "-c", rtproc_conf(tmp, brokers, group, output)]
+    saved = dict(os.environ)
+    os.environ.update(env or {})
+    try:
+        _, wall, cpu, rss = bench_kafka.run(cmd, err)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return wall, cpu, rss, rtproc_active(err)
+
+
+def line(name, n, wall, cpu=None, rss=None, active=None, ref=None, ref_active=None):
+    s = f"{name:<36} {n / wall:10,.0f} rows/s  wall {wall:6.2f} s"
+    if cpu is not None:
+        s += f"  {cpu:6.2f} CPU s  {rss / 1024:6.1f} MB peak RSS"
+    if active:
+        s += f"  | {n / active:10,.0f} rows/s after the join ({active:.2f} s)"
+    print(s, flush=True)
+    if ref:
+        r = f"{'':<36} {n / wall / ref:6.1%} of the reference (wall)"
+        if active and ref_active:
+            r += f", {n / active / ref_active:6.1%} after the join"
+        print(r, flush=True)
+    return n / wall
+
+
+def bench_postgres(args, tmp, brokers, csv, r):
+    n = args.messages
+    pg = servers.Postgres()
+    try:
+        tables = ("via_psql", "via_psql_upsert", "via_rtproc", "via_rtproc_upsert")
+        for t in tables:
+            pg.sql(TABLE_SQL.format(t))
+        psql = [os.path.join(servers.PG_BIN, "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1",
+                "-p", str(pg.port), "-U", "postgres", "-d", pg.dbname]
+        os.environ.update(pg.env())
+        _, wall, cpu, rss = bench_kafka.run(psql + ["-c", f"\\copy via_psql (symbol, ts, seq, price, volume) "
+                                                          f"FROM '{csv}' WITH (FORMAT csv, HEADER true)"],
+                                            os.path.join(tmp, "psql.err"))
+        ref = line("psql \\copy", n, wall, cpu, rss)
+        pg.sql("CHECKPOINT", autocommit=True)
+        script = os.path.join(tmp, "upsert.sql")
+        with open(script, "w") as f:
+            f.write(UPSERT_SQL.format(csv=csv))
+        _, wall, cpu, rss = bench_kafka.run(psql + ["-f", script], os.path.join(tmp, "psql-upsert.err"))
+        ref_upsert = line("psql \\copy + INSERT ON CONFLICT", n, wall, cpu, rss)
+        pg.sql("CHECKPOINT", autocommit=True)
+        out = {}
+        for table, upsert in (("via_rtproc", False), ("via_rtproc_upsert", True)):
+            output = (f"[output.postgres]\nconninfo = {pg.conninfo}\ntable = {table}\ncolumns = {COLUMNS}\n"
+                      + ("upsert_keys = symbol, ts\n" if upsert else ""))
+            wall, cpu, rss, active = run_rtproc(args, tmp, brokers, f"pg-{table}-{r}", output, pg.env())
+            name = "rtproc kafka -> postgres (" + ("upsert)" if upsert else "COPY)")
+            line(name, n, wall, cpu, rss, active, ref, ref)
+            if upsert:
+                print(f"{'':<36} {n / wall / ref_upsert:6.1%} of psql's own staged upsert (wall)"
+                      + (f", {n / active / ref_upsert:6.1%} after the join" if active else ""), flush=True)
+            out[table] = (wall, active)
+            pg.sql("CHECKPOINT", autocommit=True)
+        for t in tables:
+            got = pg.sql(f"SELECT count(*) FROM {t}")[0][0]
+            if got != n:
+                sys.exit(f"{t} holds {got} rows, not {n}")
+        return ref, out
+    finally:
+        pg.cleanup()
+
+
+def bench_null(args, tmp, brokers, r):
+    n = args.messages
+    err = os.path.join(tmp, f"kcat-{r}.err")
+    _, wall, cpu, rss = bench_kafka.run(bench_kafka.kcat_cmd(brokers, f"kcat-{r}"), err)
+    ref = line("kcat -G (balanced consumer)", n, wall, cpu, rss)
+    wall, cpu, rss, active = run_rtproc(args, tmp, brokers, f"null-{r}", "[output.null]\n")
+    line("rtproc kafka -> null", n, wall, cpu, rss, active, ref)
+    return ref, wall
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", default=os.path.join(ROOT, "build"))
+    ap.add_argument("--messages", type=int, default=1_000_000)
+    ap.add_argument("--repeat", type=int, default=1)
+    args = ap.parse_args()
+    n = args.messages
+    print(f"machine: {os.cpu_count()} CPUs, {os.uname().machine}, {os.uname().release}")
+    mock, brokers = bench_kafka.start_mock(args.build)
+    try:
+        with tempfile.TemporaryDirectory(prefix="rtproc-bench-") as tmp:
+            os.chmod(tmp, 0o755)  # the servers run as another user
+            t0 = time.perf_counter()
+            size, csv = produce(brokers, n, tmp)
+            bench_kafka.check_retention(brokers, n)
+            print(f"produced {n:,} ticks ({size / 1e6:.1f} MB of JSON, {bench_kafka.PARTITIONS} partitions) "
+                  f"in {time.perf_counter() - t0:.1f} s; CSV {os.path.getsize(csv) / 1e6:.1f} MB", flush=True)
+            for r in range(args.repeat):
+                print(f"\nround {r + 1}\n(i) kafka -> postgres", flush=True)
+                ref, out = bench_postgres(args, tmp, brokers, csv, r)
+                print("(ii) kafka -> null", flush=True)
+                kref, kwall = bench_null(args, tmp, brokers, r)
+                w, a = out["via_rtproc"]
+                wu, au = out["via_rtproc_upsert"]
+                print(f"\nsummary: rtproc/psql \\copy: COPY {n / w / ref:.0%} (after the join "
+                      f"{(n / a / ref if a else 0):.0%}), upsert {n / wu / ref:.0%} (after the join "
+                      f"{(n / au / ref if au else 0):.0%}); rtproc/kcat -G {n / kwall / kref:.0%} "
+                      f"(bars: 80%, 90%)", flush=True)
+    finally:
+        mock.stdin.close()
+        mock.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()

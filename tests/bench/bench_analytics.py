@@ -107,7 +107,8 @@ def main():
         path = os.path.join(tmp, "stocks.csv")
         rows, size = repeat(stocks, args.rows, path)
         print(f"\nstock bars: {rows:,} rows, {size / 1e6:.1f} MB (100 symbols, each replayed "
-              f"{rows // 121855} times: later copies are out of order and dropped as late)")
+              f"{rows // 121855} times; late = accept, so the repeated dates still go through every "
+              f"indicator)")
         ref = measure(args.rtproc, "csv -> null", conf(tmp, "ref", path, "", "date", "%Y-%m-%d"), rows, size)
         measure(args.rtproc, "csv -> indicators -> anomaly -> null",
                 conf(tmp, "ind", path, INDICATORS.replace("[filter.indicators]", "[filter.indicators]\nlate = accept"),

@@ -73,7 +73,7 @@ typedef struct ind_ctx {
     uint32_t n_pf, cap_pf;
     key_info *info; /* indexed by key id */
     size_t n_info;
-    pending *todo; /* the series of one record */
+    pending *feeds; /* the series of one record */
 
     uint64_t evictions_seen;
     rtp_metric *m_late, *m_bad, *m_evicted, *m_series, *m_no_key;
@@ -309,7 +309,7 @@ static int ind_init(rtp_instance *ins, void *ctx)
         return -1;
     }
     c->series = rtp_map_new(c->cfg.state_size, (size_t)c->max_series, NULL, NULL);
-    c->todo = rtp_xcalloc(MAX_PRICE_FIELDS, sizeof *c->todo);
+    c->feeds = rtp_xcalloc(MAX_PRICE_FIELDS, sizeof *c->feeds);
     c->m_late = rtp_metric_counter(ins, "late_records", "records dropped: event time not after the series' last");
     c->m_bad = rtp_metric_counter(ins, "bad_values", "prices or volumes rejected: not a positive finite number");
     c->m_no_key = rtp_metric_counter(ins, "missing_key", "records passed unchanged: a key field is missing");
@@ -341,12 +341,12 @@ static bool take_price(ind_ctx *c, uint32_t index, const rtp_field *f, uint32_t 
         (*bad)++;
         return false;
     }
-    c->todo[*n] = (pending){index, x};
+    c->feeds[*n] = (pending){index, x};
     (*n)++;
     return true;
 }
 
-/* The series this record feeds, in c->todo; returns how many. */
+/* The series this record feeds, in c->feeds; returns how many. */
 static uint32_t collect(ind_ctx *c, const rtp_record *r, uint64_t *bad)
 {
     uint32_t n = 0;
@@ -404,7 +404,7 @@ static bool any_late(ind_ctx *c, const rtp_record *r, char *kbuf, size_t klen, u
 {
     if (c->late != LATE_DROP || r->time == 0) return false;
     for (uint32_t i = 0; i < n; i++) {
-        const ind_state *st = rtp_map_find(c->series, kbuf, series_key(c, kbuf, klen, c->todo[i].index));
+        const ind_state *st = rtp_map_find(c->series, kbuf, series_key(c, kbuf, klen, c->feeds[i].index));
         if (st && is_late(c, st, r->time)) return true;
     }
     return false;
@@ -484,7 +484,7 @@ static void process_record(ind_ctx *c, rtp_batch *b, rtp_record *r, batch_counts
     rtp_record_reserve(b, r, n * (uint32_t)__builtin_popcount(c->cfg.enabled));
     for (uint32_t i = 0; i < n; i++) {
         bool created;
-        size_t len = series_key(c, kbuf, (size_t)klen, c->todo[i].index);
+        size_t len = series_key(c, kbuf, (size_t)klen, c->feeds[i].index);
         ind_state *st = rtp_map_get(c->series, kbuf, len, &created);
         if (created) {
             ind_state_init(&c->cfg, st);
@@ -493,7 +493,7 @@ static void process_record(ind_ctx *c, rtp_batch *b, rtp_record *r, batch_counts
             bc->late++;
             return;
         }
-        update_series(c, b, r, &c->todo[i], &in, st, replace);
+        update_series(c, b, r, &c->feeds[i], &in, st, replace);
     }
 }
 
@@ -522,7 +522,7 @@ static void ind_destroy(rtp_instance *ins, void *ctx)
     free(c->keys);
     free(c->pf);
     free(c->info);
-    free(c->todo);
+    free(c->feeds);
 }
 
 RTP_PLUGIN_DEFINE(.kind = RTP_FILTER, .name = "indicators",

@@ -11,7 +11,6 @@
 #include "engine.h"
 #include "loader.h"
 #include "log.h"
-#include "match.h"
 #include "metrics.h"
 #include "options.h"
 #include "util.h"
@@ -221,10 +220,7 @@ static int init_instances(rtp_engine *eng)
 static void warn_unrouted_inputs(rtp_engine *eng)
 {
     for (size_t i = 0; i < eng->n_inputs; i++) {
-        bool routed = false;
-        for (size_t o = 0; o < eng->n_outputs && !routed; o++)
-            routed = rtp_match_any(&eng->outputs[o]->conf.match, eng->inputs[i]->conf.tag);
-        if (!routed)
+        if (rtp_route_for(eng, eng->inputs[i]->conf.tag)->n_outputs == 0)
             rtp_warn(eng->inputs[i], "no output matches tag '%s': its records will be dropped",
                      eng->inputs[i]->conf.tag);
     }
@@ -471,7 +467,7 @@ static void print_list(FILE *out, const rtp_strlist *l)
     for (size_t i = 0; i < l->n; i++) fprintf(out, "%s%s", i ? "," : "", l->v[i]);
 }
 
-void rtp_engine_print_plan(const rtp_engine *eng, FILE *out)
+void rtp_engine_print_plan(rtp_engine *eng, FILE *out)
 {
     fprintf(out, "pipeline %s is valid:\n", eng->cfg->path);
     for (size_t i = 0; i < eng->n_inputs; i++)
@@ -488,14 +484,10 @@ void rtp_engine_print_plan(const rtp_engine *eng, FILE *out)
         fputc('\n', out);
     }
     for (size_t i = 0; i < eng->n_inputs; i++) {
-        const char *tag = eng->inputs[i]->conf.tag;
-        fprintf(out, "  route  %s:", tag);
-        for (size_t f = 0; f < eng->n_filters; f++)
-            if (rtp_match_any(&eng->filters[f]->conf.match, tag)) fprintf(out, " %s ->", eng->filters[f]->name);
-        bool any = false;
-        for (size_t o = 0; o < eng->n_outputs; o++)
-            if (rtp_match_any(&eng->outputs[o]->conf.match, tag))
-                fprintf(out, "%s %s", any ? "," : "", eng->outputs[o]->name), any = true;
-        fprintf(out, "%s\n", any ? "" : " (no output: dropped)");
+        const route *r = rtp_route_for(eng, eng->inputs[i]->conf.tag);
+        fprintf(out, "  route  %s:", r->tag);
+        for (size_t f = 0; f < r->n_filters; f++) fprintf(out, " %s ->", r->filters[f]->name);
+        for (size_t o = 0; o < r->n_outputs; o++) fprintf(out, "%s %s", o ? "," : "", r->outputs[o]->name);
+        fprintf(out, "%s\n", r->n_outputs ? "" : " (no output: dropped)");
     }
 }

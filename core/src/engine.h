@@ -24,7 +24,15 @@
 #include "rtproc/plugin.h"
 
 typedef struct rtp_engine rtp_engine;
-typedef struct loaded_plugin loaded_plugin;
+
+/* Who matches a tag: filters in configuration order, then outputs. */
+typedef struct route {
+    char *tag;
+    rtp_instance **filters;
+    size_t n_filters;
+    rtp_instance **outputs;
+    size_t n_outputs;
+} route;
 
 /* Options every instance has, whatever its plugin (see instance_options). */
 typedef struct instance_conf {
@@ -66,7 +74,7 @@ struct rtp_instance {
     /* inputs */
     rtp_ack *ack_head, *ack_tail;
     size_t inflight_mem;
-    bool paused, finished, exit_on_finish;
+    bool paused;
     rtp_batch *pending_errors; /* rtp_input_error records waiting for the next emit */
 
     /* outputs */
@@ -75,11 +83,10 @@ struct rtp_instance {
     int retries;
     bool backing_off;
     uv_timer_t retry_timer;
-    rtp_batch *retry_batch;
     rtp_batch *reject_src, *reject_batch; /* error records collected by rtp_output_reject */
 };
 
-typedef enum engine_state { ENG_RUNNING, ENG_DRAINING, ENG_STOPPING, ENG_DONE } engine_state;
+typedef enum engine_state { ENG_RUNNING, ENG_DRAINING, ENG_STOPPING } engine_state;
 
 struct rtp_engine {
     uv_loop_t *loop;
@@ -95,7 +102,6 @@ struct rtp_engine {
     bool hard_stopped;
     int64_t grace_ms;
     engine_state state;
-    bool drain_has_grace;
     bool config_failed;
     int exit_code;
     rtp_metric *unrouted;
@@ -108,7 +114,7 @@ struct rtp_engine {
 int rtp_engine_build(rtp_engine *eng, rtp_config *cfg, uv_loop_t *loop);
 int rtp_engine_run(rtp_engine *eng);
 void rtp_engine_free(rtp_engine *eng);
-void rtp_engine_print_plan(const rtp_engine *eng, FILE *out);
+void rtp_engine_print_plan(rtp_engine *eng, FILE *out);
 void rtp_engine_shutdown(rtp_engine *eng, bool with_grace);
 
 /* route.c */
@@ -118,6 +124,8 @@ void rtp_ack_release(rtp_engine *eng, rtp_ack *ack);
 void rtp_engine_wake(rtp_engine *eng);
 void rtp_engine_check_drained(rtp_engine *eng);
 void rtp_routes_free(rtp_engine *eng);
+/* The cached route of a tag (computed on first use). */
+const route *rtp_route_for(rtp_engine *eng, const char *tag);
 void rtp_pump_init(rtp_engine *eng);
 
 const rtp_option *rtp_instance_options(rtp_kind kind);

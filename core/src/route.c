@@ -14,21 +14,13 @@
 #include "match.h"
 #include "util.h"
 
-typedef struct route {
-    char *tag;
-    rtp_instance **filters;
-    size_t n_filters;
-    rtp_instance **outputs;
-    size_t n_outputs;
-} route;
-
 static rtp_key key_error, key_raw, key_instance;
 
 static void on_pump(uv_idle_t *h);
 
 /* Tags are few and stable, so a linear cache of who matches each one beats
  * matching patterns for every batch. */
-static const route *route_for(rtp_engine *eng, const char *tag)
+const route *rtp_route_for(rtp_engine *eng, const char *tag)
 {
     for (size_t i = 0; i < eng->n_routes; i++)
         if (strcmp(eng->routes[i].tag, tag) == 0) return &eng->routes[i];
@@ -155,7 +147,7 @@ static void enqueue(rtp_engine *eng, rtp_batch *b, rtp_ack *ack)
     rtp_engine_wake(eng);
 }
 
-static void run_filters(rtp_engine *eng, const route *r, rtp_batch *b)
+static void run_filters(const route *r, rtp_batch *b)
 {
     for (size_t i = 0; i < r->n_filters && b->n; i++) {
         rtp_instance *f = r->filters[i];
@@ -168,13 +160,12 @@ static void run_filters(rtp_engine *eng, const route *r, rtp_batch *b)
         metric_add(f->m.dropped, gone);
         metric_add(f->m.out, b->n);
     }
-    (void)eng;
 }
 
 void rtp_route_batch(rtp_engine *eng, rtp_batch *b)
 {
-    const route *r = route_for(eng, b->tag);
-    run_filters(eng, r, b);
+    const route *r = rtp_route_for(eng, b->tag);
+    run_filters(r, b);
     ack_charge(b->ack, b); /* derived and error batches: now that they are full */
     size_t fanned = 0;
     for (size_t i = 0; i < r->n_outputs && b->n; i++) {
@@ -298,8 +289,6 @@ void rtp_input_error(rtp_instance *ins, const char *reason, const void *raw, siz
 
 void rtp_input_finished(rtp_instance *ins, bool exit)
 {
-    ins->finished = true;
-    ins->exit_on_finish = exit;
     rtp_info(ins, "input finished%s", exit ? "; the run ends once everything is delivered" : "");
     if (exit) rtp_engine_shutdown(ins->eng, false);
     rtp_engine_wake(ins->eng);

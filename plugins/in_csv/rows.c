@@ -79,8 +79,12 @@ static const char *fill_record(csv_ctx *c, rtp_batch *b, rtp_record *r, const cs
         bool quoted = cell->flags & CSV_QUOTED;
         if (!quoted && (n == 0 || is_null_token(c, p, n))) continue;
         const char *bad = convert(c, c->ctype[i], p, n, f);
-        if (!bad && (int)i == c->time_col && rtp_timefmt_parse(c->tf, p, n, &r->time) < 0)
-            bad = "does not match time_format";
+        if (!bad && (int)i == c->time_col) {
+            if (f->type == RTP_TIME) /* a declared time column was parsed just now */
+                r->time = f->v.t;
+            else if (rtp_timefmt_parse(c->tf, p, n, &r->time) < 0)
+                bad = "does not match time_format";
+        }
         if (bad) {
             snprintf(c->why, sizeof c->why, "column '%s': '%.*s' %s", rtp_key_name(c->keys[i], NULL),
                      (int)(n > 40 ? 40 : n), p, bad);

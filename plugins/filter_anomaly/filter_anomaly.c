@@ -231,8 +231,8 @@ static int check_limits(anomaly_ctx *c)
 
 static rtp_key *intern_list(const rtp_strlist *l)
 {
-    rtp_key *k = calloc(l->n ? l->n : 1, sizeof *k);
-    for (size_t i = 0; k && i < l->n; i++) k[i] = rtp_key_cstr(l->v[i]);
+    rtp_key *k = rtp_xcalloc(l->n ? l->n : 1, sizeof *k);
+    for (size_t i = 0; i < l->n; i++) k[i] = rtp_key_cstr(l->v[i]);
     return k;
 }
 
@@ -256,9 +256,7 @@ static int resolve_fields(anomaly_ctx *c)
     c->rsi_keys = intern_list(&c->rsi_field);
     c->excluded = intern_list(&c->exclude);
     c->volume_key = rtp_key_cstr(c->volume_field);
-    if (c->keys && c->values && c->rsi_keys && c->excluded) return 0;
-    rtp_error(c->ins, "out of memory");
-    return -1;
+    return 0;
 }
 
 static void make_metrics(anomaly_ctx *c)
@@ -299,12 +297,8 @@ static int anomaly_init(rtp_instance *ins, void *ctx)
     c->cooldown_ns = c->cooldown_ms * 1000000;
     bool ringed = c->rules & (BIT(R_Z) | BIT(R_ROBUST) | BIT(R_VOLUME));
     c->ring_len = ringed ? (uint32_t)c->window : 0;
-    c->scratch = calloc((size_t)c->window, sizeof *c->scratch);
+    c->scratch = rtp_xcalloc((size_t)c->window, sizeof *c->scratch);
     c->series = rtp_map_new(sizeof(series) + c->ring_len * sizeof(double), (size_t)c->max_series, NULL, NULL);
-    if (!c->scratch || !c->series) {
-        rtp_error(ins, "out of memory");
-        return -1;
-    }
     intern_output_keys(c);
     make_metrics(c);
     return 0;
@@ -387,8 +381,7 @@ static bool is_value_field(anomaly_ctx *c, rtp_key k)
 {
     if (k >= c->nkclass) {
         size_t n = (size_t)k * 2 + 64;
-        uint8_t *grown = realloc(c->kclass, n);
-        if (!grown) return false;
+        uint8_t *grown = rtp_xrealloc(c->kclass, n);
         memset(grown + c->nkclass, 0, n - c->nkclass);
         c->kclass = grown;
         c->nkclass = n;

@@ -45,26 +45,25 @@
 static void add_headers(kafka_ctx *c, rtp_batch *b, rtp_record *r, rtp_key k, const rd_kafka_message_t *m)
 {
     rd_kafka_headers_t *hdrs = NULL;
-    rtp_sbuf sb = {0};
-    rtp_sbuf_append(&sb, "{", 1);
+    rtp_sbuf *sb = &c->headers; /* reused: a buffer per message cost a malloc each */
+    sb->len = 0;
+    rtp_sbuf_append(sb, "{", 1);
     if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
         const char *name;
         const void *val;
         size_t size;
         for (size_t i = 0; rd_kafka_header_get_all(hdrs, i, &name, &val, &size) == 0; i++) {
-            if (i) rtp_sbuf_append(&sb, ",", 1);
-            rtp_json_write_string(&sb, name, strlen(name));
-            rtp_sbuf_append(&sb, ":", 1);
+            if (i) rtp_sbuf_append(sb, ",", 1);
+            rtp_json_write_string(sb, name, strlen(name));
+            rtp_sbuf_append(sb, ":", 1);
             if (val)
-                rtp_json_write_string(&sb, val, size);
+                rtp_json_write_string(sb, val, size);
             else
-                rtp_sbuf_append(&sb, "null", 4);
+                rtp_sbuf_append(sb, "null", 4);
         }
     }
-    rtp_sbuf_append(&sb, "}", 1);
-    rtp_record_put(b, r, k);
-    rtp_record_set_str(b, r, k, sb.data, sb.len);
-    rtp_sbuf_free(&sb);
+    rtp_sbuf_append(sb, "}", 1);
+    rtp_record_set_str(b, r, k, sb->data, sb->len);
 }
 
 static void add_meta(kafka_ctx *c, rtp_batch *b, rtp_record *r, const rd_kafka_message_t *m)

@@ -119,7 +119,7 @@ static int build_conf(kafka_ctx *c)
 static int parse_fields(kafka_ctx *c)
 {
     static const char *const names[] = {"key", "topic", "partition", "offset", "timestamp", "headers"};
-    c->meta = calloc(c->fields.n ? c->fields.n : 1, sizeof *c->meta);
+    c->meta = rtp_xcalloc(c->fields.n ? c->fields.n : 1, sizeof *c->meta);
     for (size_t i = 0; i < c->fields.n; i++) {
         const char *item = c->fields.v[i];
         const char *colon = strchr(item, ':');
@@ -347,6 +347,7 @@ static void kafka_destroy(rtp_instance *ins, void *ctx)
         if (c->wake[i] >= 0) close(c->wake[i]);
     kafka_parts_free(c);
     rtp_timefmt_free(c->tf);
+    rtp_sbuf_free(&c->headers);
     free(c->meta);
 }
 

@@ -101,6 +101,7 @@ typedef struct kafka_ctx {
     char why[160];
 
     rtp_metric *m_messages, *m_bytes, *m_errored, *m_rebalances, *m_commits, *m_commit_errors;
+    rtp_sbuf headers; /* the headers field being built, reused message to message */
     rtp_metric *m_lag, *m_assigned;
 } kafka_ctx;
 

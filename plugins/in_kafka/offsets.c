@@ -46,9 +46,9 @@ size_t kafka_part_find(kafka_ctx *c, const char *topic, int32_t partition)
     for (size_t i = 0; i < c->n_parts; i++)
         if (c->parts[i].partition == partition && strcmp(c->parts[i].topic, topic) == 0)
             return c->last_part = i;
-    c->parts = realloc(c->parts, (c->n_parts + 1) * sizeof *c->parts);
+    c->parts = rtp_xrealloc(c->parts, (c->n_parts + 1) * sizeof *c->parts);
     kafka_part *p = &c->parts[c->n_parts];
-    *p = (kafka_part){.topic = strdup(topic), .partition = partition, .next = -1, .acked = -1, .committed = -1};
+    *p = (kafka_part){.topic = rtp_xstrdup(topic), .partition = partition, .next = -1, .acked = -1, .committed = -1};
     p->lag = lag_metric(c, topic, partition);
     return c->last_part = c->n_parts++;
 }
@@ -68,7 +68,7 @@ void kafka_part_take(kafka_ctx *c, size_t i, int64_t offset)
     p->batch_seq = c->seq + 1;
     if (c->n_touched == c->cap_touched) {
         c->cap_touched = c->cap_touched ? c->cap_touched * 2 : 16;
-        c->touched = realloc(c->touched, c->cap_touched * sizeof *c->touched);
+        c->touched = rtp_xrealloc(c->touched, c->cap_touched * sizeof *c->touched);
     }
     c->touched[c->n_touched++] = (uint32_t)i;
 }
@@ -98,7 +98,7 @@ static void ring_push(kafka_ctx *c, kafka_range r)
 {
     if (c->r_len == c->r_cap) {
         size_t cap = c->r_cap ? c->r_cap * 2 : 64;
-        kafka_range *nr = malloc(cap * sizeof *nr);
+        kafka_range *nr = rtp_xmalloc(cap * sizeof *nr);
         for (size_t i = 0; i < c->r_len; i++) nr[i] = c->ranges[(c->r_head + i) % c->r_cap];
         free(c->ranges);
         c->ranges = nr;

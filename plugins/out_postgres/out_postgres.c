@@ -102,8 +102,8 @@ static int parse_col(pg_ctx *c, rtp_instance *ins, char *item)
         return -1;
     }
     col->field = rtp_key_cstr(field);
-    col->column = strdup(column);
-    col->type = type && *type ? strdup(type) : NULL;
+    col->column = rtp_xstrdup(column);
+    col->type = type && *type ? rtp_xstrdup(type) : NULL;
     c->ncols++;
     return 0;
 }
@@ -112,7 +112,7 @@ static int parse_col(pg_ctx *c, rtp_instance *ins, char *item)
  * numeric(12,4) arrives in pieces: glue items while a '(' is open. */
 static int parse_columns(pg_ctx *c, rtp_instance *ins)
 {
-    c->cols = calloc(c->columns.n, sizeof *c->cols);
+    c->cols = rtp_xcalloc(c->columns.n, sizeof *c->cols);
     for (size_t i = 0; i < c->columns.n; i++) {
         rtp_sbuf item = {0};
         rtp_sbuf_append(&item, c->columns.v[i], strlen(c->columns.v[i]));
@@ -132,7 +132,7 @@ static int parse_columns(pg_ctx *c, rtp_instance *ins)
 
 static int parse_keys(pg_ctx *c, rtp_instance *ins)
 {
-    c->keys = calloc(c->upsert_keys.n ? c->upsert_keys.n : 1, sizeof *c->keys);
+    c->keys = rtp_xcalloc(c->upsert_keys.n ? c->upsert_keys.n : 1, sizeof *c->keys);
     for (size_t i = 0; i < c->upsert_keys.n; i++) {
         int k = find_col(c, c->upsert_keys.v[i]);
         if (k < 0) {
@@ -190,11 +190,11 @@ static int pg_init(rtp_instance *ins, void *ctx)
 static void columns_from_record(pg_ctx *c, rtp_batch *b)
 {
     const rtp_record *r = rtp_batch_record(b, 0);
-    c->cols = realloc(c->cols, (r->nfields ? r->nfields : 1) * sizeof *c->cols);
+    c->cols = rtp_xrealloc(c->cols, (r->nfields ? r->nfields : 1) * sizeof *c->cols);
     for (uint32_t i = 0; i < r->nfields; i++) {
         size_t len;
         const char *name = rtp_key_name(r->fields[i].key, &len);
-        c->cols[i] = (pg_col){.field = r->fields[i].key, .column = strndup(name, len)};
+        c->cols[i] = (pg_col){.field = r->fields[i].key, .column = rtp_xstrndup(name, len)};
     }
     c->ncols = r->nfields;
     pg_build_sql(c);
@@ -244,14 +244,14 @@ static size_t waiting_rows(const pg_ctx *c)
 /* A unit of whole batches that wait, up to batch_size rows (at least one). */
 static pg_unit *unit_from_waiting(pg_ctx *c)
 {
-    pg_unit *u = calloc(1, sizeof *u);
+    pg_unit *u = rtp_xcalloc(1, sizeof *u);
     size_t cap = 0;
     for (pg_pending *p = c->head; p; p = p->next) {
         if (p->queued) continue;
         if (u->nsegs && u->rows + p->n > (size_t)c->batch_size) break;
         if (u->nsegs == cap) {
             cap = cap ? cap * 2 : 4;
-            u->segs = realloc(u->segs, cap * sizeof *u->segs);
+            u->segs = rtp_xrealloc(u->segs, cap * sizeof *u->segs);
         }
         u->segs[u->nsegs++] = (pg_seg){p, 0, p->n};
         u->rows += p->n;
@@ -341,8 +341,8 @@ void pg_unit_committed(pg_ctx *c)
 /* The first `rows` rows of u (which == 0) or the rest (which == 1). */
 static pg_unit *unit_half(const pg_unit *u, size_t rows, int which)
 {
-    pg_unit *h = calloc(1, sizeof *h);
-    h->segs = calloc(u->nsegs, sizeof *h->segs);
+    pg_unit *h = rtp_xcalloc(1, sizeof *h);
+    h->segs = rtp_xcalloc(u->nsegs, sizeof *h->segs);
     size_t seen = 0;
     for (size_t i = 0; i < u->nsegs; i++) {
         pg_seg s = u->segs[i];
@@ -416,7 +416,7 @@ static void pg_write(rtp_instance *ins, void *ctx, rtp_batch *b)
         return;
     }
     if (!c->ncols) columns_from_record(c, b);
-    pg_pending *p = calloc(1, sizeof *p);
+    pg_pending *p = rtp_xcalloc(1, sizeof *p);
     *p = (pg_pending){.b = b, .n = n, .left = n};
     if (c->tail)
         c->tail->next = p;

@@ -59,8 +59,8 @@ static void watch(pg_ctx *c, int events)
     if (c->poll && c->poll_fd != fd) unwatch(c);
     if (fd < 0) return;
     if (!c->poll) {
-        c->poll = malloc(sizeof *c->poll);
-        if (!c->poll || uv_poll_init(c->loop, c->poll, fd) < 0) {
+        c->poll = rtp_xmalloc(sizeof *c->poll);
+        if (uv_poll_init(c->loop, c->poll, fd) < 0) {
             free(c->poll);
             c->poll = NULL;
             rtp_error(c->ins, "cannot watch the PostgreSQL socket");
@@ -181,9 +181,8 @@ static void keep_error(pg_ctx *c, const PGresult *res)
     const char *detail = PQresultErrorField(res, PG_DIAG_CONTEXT);
     if (!msg) msg = PQresultErrorMessage(res);
     size_t n = strlen(msg) + (detail ? strlen(detail) + 3 : 0) + 1;
-    c->error = malloc(n);
-    if (c->error) snprintf(c->error, n, "%s%s%s", msg, detail ? " (" : "", detail ? detail : "");
-    if (c->error && detail) strcat(c->error, ")");
+    c->error = rtp_xmalloc(n);
+    snprintf(c->error, n, "%s%s%s%s", msg, detail ? " (" : "", detail ? detail : "", detail ? ")" : "");
     snprintf(c->sqlstate, sizeof c->sqlstate, "%s", state ? state : "");
 }
 

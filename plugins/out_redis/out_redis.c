@@ -356,13 +356,13 @@ static int redis_start(rtp_instance *ins, void *ctx)
 static void redis_write(rtp_instance *ins, void *ctx, rtp_batch *b)
 {
     redis_ctx *c = ctx;
-    job *j = calloc(1, sizeof *j);
+    job *j = rtp_xcalloc(1, sizeof *j);
     j->b = b;
     j->n = rtp_batch_count(b);
     j->ncmd = redis_cmd_count(&c->cc);
-    j->done = calloc(j->n + 1, 1);
-    j->sent = calloc(j->n + 1, 1);
-    j->tokens = calloc(j->n * (size_t)j->ncmd + 1, sizeof *j->tokens);
+    j->done = rtp_xcalloc(j->n + 1, 1);
+    j->sent = rtp_xcalloc(j->n + 1, 1);
+    j->tokens = rtp_xcalloc(j->n * (size_t)j->ncmd + 1, sizeof *j->tokens);
     for (size_t i = 0; i < j->n; i++)
         for (int w = 0; w < j->ncmd; w++) j->tokens[i * (size_t)j->ncmd + (size_t)w] = (token){j, (uint32_t)i, (uint8_t)w};
     if (c->tail)

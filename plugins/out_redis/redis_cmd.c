@@ -16,14 +16,14 @@
 
 static void tpl_add(redis_tpl *t, tpl_part p)
 {
-    t->parts = realloc(t->parts, (t->n + 1) * sizeof *t->parts);
+    t->parts = rtp_xrealloc(t->parts, (t->n + 1) * sizeof *t->parts);
     t->parts[t->n++] = p;
 }
 
 static void tpl_literal(redis_tpl *t, const char *s, size_t len)
 {
     if (len == 0) return;
-    tpl_add(t, (tpl_part){.text = strndup(s, len), .len = len});
+    tpl_add(t, (tpl_part){.text = rtp_xstrndup(s, len), .len = len});
 }
 
 /* "{name}" is the field's text; "{{" and "}}" are literal braces. */

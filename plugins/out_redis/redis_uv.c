@@ -12,6 +12,8 @@
 
 #include <hiredis/hiredis.h>
 
+#include <rtproc/alloc.h>
+
 #include "redis_uv.h"
 
 typedef struct redis_uv {
@@ -76,8 +78,7 @@ static void cleanup(void *data)
 int redis_uv_attach(redisAsyncContext *ac, uv_loop_t *loop)
 {
     if (ac->ev.data) return REDIS_ERR;
-    redis_uv *p = calloc(1, sizeof *p);
-    if (!p) return REDIS_ERR;
+    redis_uv *p = rtp_xcalloc(1, sizeof *p);
     if (uv_poll_init(loop, &p->handle, ac->c.fd) != 0) {
         free(p);
         return REDIS_ERR;

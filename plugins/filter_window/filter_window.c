@@ -70,10 +70,7 @@ typedef struct win_ctx {
     rtp_key k_start, k_end;
     int64_t size, step, gap, lateness; /* ns; step is size for tumbling windows */
 
-    rtp_map *map;
-    keystate *cached; /* the last record's key: runs of one key skip the lookup */
-    char cache_id[KEY_MAX];
-    size_t cache_len;
+    rtp_map *map; /* its last-key shortcut serves runs of one key */
     int64_t max_time; /* highest event time of all keys (watermark = global) */
 
     window **heap; /* every open window, min-heap by end */
@@ -233,8 +230,7 @@ static void heap_push(win_ctx *c, window *w)
 {
     if (c->n_open == c->heap_cap) {
         c->heap_cap = c->heap_cap ? c->heap_cap * 2 : 64;
-        c->heap = realloc(c->heap, c->heap_cap * sizeof *c->heap);
-        if (!c->heap) abort();
+        c->heap = rtp_xrealloc(c->heap, c->heap_cap * sizeof *c->heap);
     }
     heap_set(c, c->n_open++, w);
     heap_up(c, c->n_open - 1);
@@ -257,8 +253,8 @@ static window *window_new(win_ctx *c, keystate *ks, int64_t start, int64_t end)
     window *w = c->free_list;
     if (w) {
         c->free_list = w->next;
-    } else if (!(w = calloc(1, c->win_bytes))) {
-        abort();
+    } else {
+        w = rtp_xcalloc(1, c->win_bytes);
     }
     w->key = ks;
     w->start = start;
@@ -322,8 +318,7 @@ static void key_init(win_ctx *c, keystate *ks, const rtp_record *r)
         const rtp_field *f = rtp_record_get(r, c->keys[i]);
         if (f->type == RTP_STRING) bytes += f->len;
     }
-    ks->fields = malloc(bytes ? bytes : 1);
-    if (!ks->fields) abort();
+    ks->fields = rtp_xmalloc(bytes ? bytes : 1);
     char *strings = (char *)(ks->fields + c->key.n);
     for (size_t i = 0; i < c->key.n; i++) {
         ks->fields[i] = *rtp_record_get(r, c->keys[i]);
@@ -343,7 +338,6 @@ static void key_leave(void *value, const char *id, size_t len, void *user)
 {
     win_ctx *c = user;
     keystate *ks = value;
-    if (c->cached == ks) c->cached = NULL;
     if (!c->sweeping && !c->destroying) {
         rtp_metric_add(c->m_keys_evicted, 1);
         c->evicting = true;
@@ -356,15 +350,11 @@ static void key_leave(void *value, const char *id, size_t len, void *user)
 static keystate *key_state(win_ctx *c, const rtp_record *r)
 {
     char id[KEY_MAX];
-    int len = c->key.n ? rtp_record_key(r, c->keys, c->key.n, id, sizeof id) : 0;
+    int len = rtp_record_key(r, c->keys, c->key.n, id, sizeof id);
     if (len < 0) return NULL;
-    if (c->cached && (size_t)len == c->cache_len && memcmp(id, c->cache_id, (size_t)len) == 0) return c->cached;
     bool created;
     keystate *ks = rtp_map_get(c->map, id, (size_t)len, &created);
     if (created) key_init(c, ks, r);
-    c->cached = ks;
-    c->cache_len = (size_t)len;
-    memcpy(c->cache_id, id, (size_t)len);
     return ks;
 }
 
@@ -498,7 +488,7 @@ static void take(win_ctx *c, const rtp_record *r, uint64_t now)
     }
     ks->active_ms = now;
     for (size_t i = 0; i < c->aggs.n; i++)
-        c->vals[i] = c->aggs.v[i].has_field ? wa_field(&c->aggs.v[i], r) : NULL;
+        c->vals[i] = c->aggs.v[i].has_field ? rtp_record_get(r, c->aggs.v[i].in) : NULL;
     take_result res = c->type == TYPE_SESSION ? take_session(c, ks, r->time) : take_fixed(c, ks, r->time);
     if (res == BAD_TIME) {
         rtp_metric_add(c->m_no_time, 1);
@@ -639,7 +629,7 @@ static int parse_options(win_ctx *c, rtp_instance *ins)
         rtp_config_error(ins, "aggregate", "%s", err);
         return -1;
     }
-    c->keys = calloc(c->key.n ? c->key.n : 1, sizeof *c->keys);
+    c->keys = rtp_xcalloc(c->key.n ? c->key.n : 1, sizeof *c->keys);
     for (size_t i = 0; i < c->key.n; i++) c->keys[i] = rtp_key_cstr(c->key.v[i]);
     c->k_start = rtp_key_cstr("window_start");
     c->k_end = rtp_key_cstr("window_end");
@@ -667,7 +657,7 @@ static int window_init(rtp_instance *ins, void *ctx)
     c->ins = ins;
     if (parse_options(c, ins) < 0) return -1;
     c->out_tag = c->tag ? c->tag : rtp_instance_name(ins);
-    c->vals = calloc(c->aggs.n, sizeof *c->vals);
+    c->vals = rtp_xcalloc(c->aggs.n, sizeof *c->vals);
     c->win_bytes = sizeof(window) + c->aggs.n * sizeof(wa_state);
     c->map = rtp_map_new(sizeof(keystate), (size_t)c->max_keys, key_leave, c);
     c->max_time = INT64_MIN;

@@ -98,8 +98,7 @@ int wa_parse(const char *text, wa_list *out, char *err, size_t errcap)
             wa_list_free(out);
             return -1;
         }
-        out->v = realloc(out->v, (out->n + 1) * sizeof *out->v);
-        if (!out->v) abort();
+        out->v = rtp_xrealloc(out->v, (out->n + 1) * sizeof *out->v);
         out->v[out->n++] = s;
         p += strcspn(p, ",");
         if (!*p++) return 0;
@@ -111,17 +110,6 @@ void wa_list_free(wa_list *l)
     free(l->v);
     l->v = NULL;
     l->n = 0;
-}
-
-const rtp_field *wa_field(wa_spec *s, const rtp_record *r)
-{
-    if (s->hint < r->nfields && r->fields[s->hint].key == s->in) return &r->fields[s->hint];
-    for (uint32_t i = 0; i < r->nfields; i++)
-        if (r->fields[i].key == s->in) {
-            s->hint = i;
-            return &r->fields[i];
-        }
-    return NULL;
 }
 
 /* ---- accumulators ------------------------------------------------------------ */
@@ -190,8 +178,7 @@ static void keep(wa_state *st, const rtp_field *f, int64_t time)
     if (f->len > st->cap) {
         st->cap = f->len < 32 ? 32 : f->len;
         free(st->buf);
-        st->buf = malloc(st->cap);
-        if (!st->buf) abort();
+        st->buf = rtp_xmalloc(st->cap);
     }
     if (f->len) memcpy(st->buf, f->v.s, f->len);
     st->u.pick.f.v.s = st->buf;

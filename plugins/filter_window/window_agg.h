@@ -20,7 +20,6 @@ typedef struct wa_spec {
     bool has_field; /* false only for count() */
     rtp_key in;     /* the field read */
     rtp_key out;    /* the field written */
-    uint32_t hint;  /* where `in` was in the last record: records of one source share a layout */
 } wa_spec;
 
 typedef struct wa_list {
@@ -35,7 +34,6 @@ int wa_parse(const char *text, wa_list *out, char *err, size_t errcap);
 void wa_list_free(wa_list *l);
 
 /* The field an aggregate reads from r, or NULL when it is absent. */
-const rtp_field *wa_field(wa_spec *s, const rtp_record *r);
 
 /* The running state of one aggregate in one window. The string buffer of
  * first/last survives wa_reset so a recycled window does not allocate. */

@@ -24,6 +24,17 @@ def need_data(test, *parts):
     return path
 
 
+def metric(log, instance, name):
+    """Value of a counter from the summary 'metrics:' line rtproc logs for an
+    instance at exit."""
+    for line in log.splitlines():
+        if f"[{instance}] metrics:" in line:
+            m = re.search(rf"\b{re.escape(name)}=(\d+)", line)
+            if m:
+                return int(m.group(1))
+    raise AssertionError(f"no metric {name} for {instance} in:\n{log[-3000:]}")
+
+
 class Result:
     def __init__(self, proc, out, err):
         self.code = proc.returncode
@@ -34,13 +45,7 @@ class Result:
         return [json.loads(l) for l in self.out.splitlines() if l.strip()]
 
     def metric(self, instance, name):
-        """Value of a counter from the summary 'metrics:' line of an instance."""
-        for line in self.err.splitlines():
-            if f"[{instance}] metrics:" in line:
-                m = re.search(rf"\b{re.escape(name)}=(\d+)", line)
-                if m:
-                    return int(m.group(1))
-        raise AssertionError(f"no metric {name} for {instance} in:\n{self.err}")
+        return metric(self.err, instance, name)
 
 
 class Case(unittest.TestCase):
@@ -61,7 +66,7 @@ class Case(unittest.TestCase):
         # Strip every line: an indented line would be an INI continuation.
         return self.write("pipeline.conf", "\n".join(l.strip() for l in text.splitlines()) + "\n")
 
-    def rtproc(self, *args, conf=None, timeout=120, env=None, stdin=None):
+    def rtproc(self, *args, conf=None, timeout=120, env=None):
         cmd = [RTPROC] + list(args)
         if conf is not None:
             cmd += ["-c", self.conf(conf)]
@@ -89,10 +94,3 @@ def rss_kb(pid):
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     return 0
-
-
-def count_csv_rows(path):
-    """Data rows as Python's csv module counts them (header excluded)."""
-    import csv
-    with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
-        return sum(1 for _ in csv.reader(f)) - 1

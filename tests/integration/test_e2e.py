@@ -28,6 +28,7 @@ Under the sanitizer build (RTP_SANITIZE=ON) every message count is divided
 by 10 (1,000,000 -> 100,000, 300,000 -> 30,000): ASan checks the behaviour
 (kills, outage, rebalances, poison), not the volume; RSS bounds are not
 asserted there (ASan's shadow memory and quarantine), only printed."""
+import functools
 import os
 import random
 import re
@@ -38,7 +39,7 @@ import time
 import unittest
 
 import servers
-from harness import RTPROC, SANITIZED, Case, rss_kb
+from harness import RTPROC, SANITIZED, Case, metric, rss_kb
 
 try:
     from confluent_kafka import Consumer, Producer, TopicPartition
@@ -403,7 +404,7 @@ class EndToEnd(Case):
             prices = [tick(i)[1]["price"] for i in range(n - 50 * 20 + s, n, 50)]
             sma = self.pg.sql(f'SELECT sma_20 FROM "{self.table}" WHERE seq = %s', (n - 50 + s,))[0][0]
             self.assertAlmostEqual(sma, sum(prices) / 20, delta=1e-9 * sma)
-        r = self.metrics(log)
+        r = functools.partial(metric, log)
         self.assertEqual(r("input:ticks", "messages_consumed"), n, "a clean run reads every message once")
         self.assertEqual(r("filter:indicators", "late_records"), 0)
         print(f"\n  {n:,} ticks in {elapsed:.1f} s end to end ({n / elapsed:,.0f}/s with the producer)", end=" ")
@@ -445,7 +446,7 @@ class EndToEnd(Case):
         self.assertEqual(read(out), "", "nothing reached the error route")
         self.check_postgres(n)
         self.check_redis(n)
-        print(f"\n  last run: {self.metrics(log)('input:ticks', 'messages_consumed'):,} messages", end=" ")
+        print(f"\n  last run: {metric(log, 'input:ticks', 'messages_consumed'):,} messages", end=" ")
 
     def test_c_postgres_down_for_10s_loses_nothing_and_memory_stays_bounded(self):
         """PostgreSQL stopped for 10 s once 40% is committed, then started:
@@ -484,7 +485,7 @@ class EndToEnd(Case):
         log = self.stop(p, err)
         self.assertEqual(read(out), "", "nothing reached the error route")
         self.assertIn("reconnecting", log)
-        self.assertGreaterEqual(self.metrics(log)("output:postgres", "pg_reconnects"), 1)
+        self.assertGreaterEqual(metric(log, "output:postgres", "pg_reconnects"), 1)
         self.check_postgres(n)
         self.check_redis(n)
 
@@ -523,7 +524,7 @@ class EndToEnd(Case):
         self.wait_all_committed(view, n, 120)
         log = self.stop(a, err_a)
         print(f"\n  A had {sorted(mine_a)}, B {sorted(mine_b)}; B killed at {at_kill:,} of {n:,} committed; "
-              f"A consumed {self.metrics(log)('input:ticks', 'messages_consumed'):,} messages", end=" ")
+              f"A consumed {metric(log, 'input:ticks', 'messages_consumed'):,} messages", end=" ")
         self.assertLess(at_kill, n, "the kill came too late to test anything")
         self.assertEqual(read(out_a) + read(out_b), "", "nothing reached the error route")
         self.check_postgres(n)
@@ -584,18 +585,8 @@ class EndToEnd(Case):
         self.assertIn("invalid JSON", reasons[kinds[0]])
         self.assertIn("larger than max_message_size", reasons[kinds[5]])
         self.assertIn("time_key", reasons[kinds[4]])
-        self.assertEqual(self.metrics(log)("input:ticks", "messages_errored"), len(bad))
+        self.assertEqual(metric(log, "input:ticks", "messages_errored"), len(bad))
         print(f"\n  {len(bad)} bad messages among {n:,} good ones", end=" ")
-
-    def metrics(self, log):
-        def get(instance, name):
-            for line in log.splitlines():
-                if f"[{instance}] metrics:" in line:
-                    m = re.search(rf"\b{re.escape(name)}=(\d+)", line)
-                    if m:
-                        return int(m.group(1))
-            raise AssertionError(f"no metric {name} for {instance} in:\n{log[-3000:]}")
-        return get
 
 
 class RawResp(servers.Resp):

@@ -217,9 +217,6 @@ class IndicatorsVsPandas(Case):
 
     def run_fx(self, price_field):
         path = need_data(self, *FX)
-        r = self.rtproc("--help-plugin", "csv")
-        if "reverse" not in r.out:
-            self.skipTest("in_csv has no reverse option yet (the ECB file is newest-first)")
         r = self.rtproc(conf=f"""
             [service]
             log_level = warn

@@ -19,7 +19,8 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_pipeline import ROOT, run  # noqa: E402
+from bench_pipeline import ROOT  # noqa: E402
+from measure import run  # noqa: E402
 
 INDICATORS = """
 [filter.indicators]
@@ -82,7 +83,7 @@ def conf(tmp, name, path, filters, time_key, time_format):
 
 
 def measure(rtproc, label, conf_path, rows, size, ref_cpu=None):
-    wall, cpu, rss, _ = run([rtproc, "-c", conf_path])
+    _, wall, cpu, rss = run([rtproc, "-c", conf_path])
     line = (f"{label:<44} {rows / cpu / 1e6:6.2f} M rec/CPU-s {rows / wall / 1e6:6.2f} M rec/s wall "
             f"{size / wall / 1e6:7.1f} MB/s {cpu:6.2f} CPU s {rss / 1024:6.1f} MB RSS")
     if ref_cpu is not None:

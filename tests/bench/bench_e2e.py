@@ -42,7 +42,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, "../.."))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(ROOT, "tests/integration"))
-import bench_kafka  # noqa: E402  (run, kcat_cmd, log_time, check_retention, PARTITIONS)
+import bench_kafka  # noqa: E402  (kcat_cmd, log_time, check_retention, PARTITIONS)
+from measure import run  # noqa: E402
 import servers  # noqa: E402
 
 T0_MS = 1_700_000_000_000
@@ -111,13 +112,7 @@ def rtproc_conf(tmp, brokers, group, output):
 def run_rtproc(args, tmp, brokers, group, output, env=None):
     err = os.path.join(tmp, f"{group}.err")
     cmd = [os.path.join(args.build, "rtproc"), "-c", rtproc_conf(tmp, brokers, group, output)]
-    saved = dict(os.environ)
-    os.environ.update(env or {})
-    try:
-        _, wall, cpu, rss = bench_kafka.run(cmd, err)
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
+    _, wall, cpu, rss = run(cmd, env=env, stderr_path=err)
     return wall, cpu, rss, rtproc_active(err)
 
 
@@ -146,15 +141,15 @@ def bench_postgres(args, tmp, brokers, csv, r):
         psql = [os.path.join(servers.PG_BIN, "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1",
                 "-p", str(pg.port), "-U", "postgres", "-d", pg.dbname]
         os.environ.update(pg.env())
-        _, wall, cpu, rss = bench_kafka.run(psql + ["-c", f"\\copy via_psql (symbol, ts, seq, price, volume) "
-                                                          f"FROM '{csv}' WITH (FORMAT csv, HEADER true)"],
-                                            os.path.join(tmp, "psql.err"))
+        _, wall, cpu, rss = run(psql + ["-c", f"\\copy via_psql (symbol, ts, seq, price, volume) "
+                                              f"FROM '{csv}' WITH (FORMAT csv, HEADER true)"],
+                                stderr_path=os.path.join(tmp, "psql.err"))
         ref = line("psql \\copy", n, wall, cpu, rss)
         pg.sql("CHECKPOINT", autocommit=True)
         script = os.path.join(tmp, "upsert.sql")
         with open(script, "w") as f:
             f.write(UPSERT_SQL.format(csv=csv))
-        _, wall, cpu, rss = bench_kafka.run(psql + ["-f", script], os.path.join(tmp, "psql-upsert.err"))
+        _, wall, cpu, rss = run(psql + ["-f", script], stderr_path=os.path.join(tmp, "psql-upsert.err"))
         ref_upsert = line("psql \\copy + INSERT ON CONFLICT", n, wall, cpu, rss)
         pg.sql("CHECKPOINT", autocommit=True)
         out = {}
@@ -181,7 +176,7 @@ def bench_postgres(args, tmp, brokers, csv, r):
 def bench_null(args, tmp, brokers, r):
     n = args.messages
     err = os.path.join(tmp, f"kcat-{r}.err")
-    _, wall, cpu, rss = bench_kafka.run(bench_kafka.kcat_cmd(brokers, f"kcat-{r}"), err)
+    _, wall, cpu, rss = run(bench_kafka.kcat_cmd(brokers, f"kcat-{r}"), stderr_path=err)
     ref = line("kcat -G (balanced consumer)", n, wall, cpu, rss)
     wall, cpu, rss, active = run_rtproc(args, tmp, brokers, f"null-{r}", "[output.null]\n")
     line("rtproc kafka -> null", n, wall, cpu, rss, active, ref)

@@ -30,7 +30,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from measure import wait_measuring  # noqa: E402
+from measure import run  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, "../.."))
@@ -39,18 +39,6 @@ ROOT = os.path.normpath(os.path.join(HERE, "../.."))
 # number, which spreads them evenly over enough partitions to keep all of
 # them; check_retention verifies it.
 PARTITIONS = 32
-
-
-def run(cmd, stderr_path):
-    """Wall seconds, CPU seconds (user+sys of the child), peak RSS in kB."""
-    t0 = time.perf_counter()
-    with open(stderr_path, "w") as err:
-        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, stdin=subprocess.DEVNULL)
-        status, cpu, rss = wait_measuring(p, every=0.005)
-    wall = time.perf_counter() - t0
-    if status != 0:
-        sys.exit(f"{cmd} failed with status {status}: {open(stderr_path).read()}")
-    return t0, wall, cpu, rss
 
 
 def start_mock(build):
@@ -139,7 +127,7 @@ def one_round(args, brokers, n, size, tmp, r):
             cmd = [os.path.join(args.build, "rtproc"), "-c", rtproc_conf(tmp, brokers, f"rtproc-{r}")]
         else:
             cmd = kcat_cmd(brokers, f"kcat-{r}" if name == "kcat -G" else None)
-        t0, wall, cpu, rss = run(cmd, err)
+        t0, wall, cpu, rss = run(cmd, stderr_path=err)
         active = rtproc_active(err, n) if name == "rtproc" else None
         report(name, n, size, wall, cpu, rss, active)
         res[name] = (wall, cpu, active)

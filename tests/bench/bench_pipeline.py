@@ -12,12 +12,10 @@ usage: bench_pipeline.py [--rtproc build/rtproc] [--rows 5000000] [--data ../sha
 """
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
-import time
 
-from measure import wait_measuring
+from measure import run
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, "../.."))
@@ -39,17 +37,6 @@ def build_input(data_dir, rows, path):
     return per * copies, os.path.getsize(path)
 
 
-def run(cmd, stdout=subprocess.DEVNULL):
-    """Wall seconds, CPU seconds and peak RSS (kB) of one child process."""
-    t0 = time.perf_counter()
-    p = subprocess.Popen(cmd, stdout=stdout, stderr=subprocess.DEVNULL)
-    status, cpu, rss = wait_measuring(p)
-    wall = time.perf_counter() - t0
-    if status != 0:
-        sys.exit(f"{cmd} failed with status {status}")
-    return wall, cpu, rss, ""
-
-
 def report(name, rows, size, wall, cpu, rss):
     print(f"{name:<28} {rows / wall / 1e6:7.2f} M rec/s {size / wall / 1e6:8.1f} MB/s "
           f"{cpu:6.2f} CPU s {rows / cpu / 1e6:7.2f} M rec/CPU-s {rss / 1024:7.1f} MB peak RSS")
@@ -65,11 +52,11 @@ def conf_for(tmp, path, output):
 
 def bench_file(rtproc, tmp, path, rows, size, label):
     print(f"\n{label}: {rows:,} rows, {size / 1e6:.1f} MB")
-    wall, cpu, rss, _ = run(["wc", "-l", path])
+    _, wall, cpu, rss = run(["wc", "-l", path])
     report("reference: wc -l", rows, size, wall, cpu, rss)
     floor = wall
     for output in ("null", "stdout"):
-        wall, cpu, rss, _ = run([rtproc, "-c", conf_for(tmp, path, output)])
+        _, wall, cpu, rss = run([rtproc, "-c", conf_for(tmp, path, output)])
         report(f"rtproc csv -> {output}", rows, size, wall, cpu, rss)
         print(f"{'':28} {wall / floor:7.1f} x the time of wc -l")
 

@@ -15,7 +15,7 @@ flight per connection, and one connection, as rtproc has.
 Prints rows/s, the ratio to the reference (bar: 80%), and rtproc's CPU
 seconds and peak RSS (VmHWM, polled as in bench_pipeline.py).
 
-usage: bench_sinks.py [--rtproc build/rtproc] [--rows 1000000] [--max-inflight 1]
+usage: bench_sinks.py [--rtproc build/rtproc] [--rows 1000000] [--max-inflight N]
 """
 import argparse
 import datetime
@@ -24,13 +24,12 @@ import re
 import subprocess
 import sys
 import tempfile
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, "../.."))
 sys.path.insert(0, os.path.join(ROOT, "tests/integration"))
 import servers  # noqa: E402
-from measure import wait_measuring  # noqa: E402
+from measure import run  # noqa: E402
 
 COLUMNS = "symbol:text, ts:timestamptz, price:double precision, volume:bigint"
 TABLE_SQL = ("CREATE TABLE {} (symbol text, ts timestamptz, price double precision, volume bigint, "
@@ -61,20 +60,6 @@ def make_csv(path, rows):
         f.write("".join(chunk))
 
 
-def run(cmd, env=None, capture=False):
-    """Wall seconds, CPU seconds, peak RSS (kB) and stdout of one child."""
-    t0 = time.perf_counter()
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE if capture else subprocess.DEVNULL,
-                         stderr=subprocess.PIPE, env=dict(os.environ, **(env or {})))
-    out = p.stdout.read() if capture else b""
-    status, cpu, rss = wait_measuring(p)
-    wall = time.perf_counter() - t0
-    err = p.stderr.read().decode()
-    if status != 0:
-        sys.exit(f"{cmd} failed:\n{err}")
-    return wall, cpu, rss, out.decode()
-
-
 def report(name, rows, wall, cpu=None, rss=None, ref=None):
     line = f"{name:<34} {rows / wall:12,.0f} rows/s {wall:7.2f} s"
     if cpu is not None:
@@ -85,13 +70,17 @@ def report(name, rows, wall, cpu=None, rss=None, ref=None):
     return rows / wall
 
 
+def inflight(args):
+    return f"max_inflight = {args.max_inflight}\n" if args.max_inflight else ""
+
+
 def rtproc_pg(args, tmp, pg, csv, table, upsert):
     conf = os.path.join(tmp, f"{table}.conf")
     with open(conf, "w") as f:
         f.write(f"[service]\nlog_level = warn\n[input.csv]\npath = {csv}\nexit_on_eof = true\n"
                 f"types = ts:time, symbol:string\n"
                 f"[output.postgres]\nconninfo = {pg.conninfo}\ntable = {table}\ncolumns = {COLUMNS}\n"
-                f"max_inflight = {args.max_inflight}\n" + ("upsert_keys = symbol, ts\n" if upsert else ""))
+                f"{inflight(args)}" + ("upsert_keys = symbol, ts\n" if upsert else ""))
     return run([args.rtproc, "-c", conf], env=pg.env())
 
 
@@ -102,7 +91,7 @@ def bench_postgres(args, tmp, csv):
         for t in tables:
             pg.sql(TABLE_SQL.format(t))
         psql = os.path.join(servers.PG_BIN, "psql")
-        wall, _, _, _ = run([psql, "-X", "-q", "-h", "127.0.0.1", "-p", str(pg.port), "-U", "postgres",
+        _, wall, _, _ = run([psql, "-X", "-q", "-h", "127.0.0.1", "-p", str(pg.port), "-U", "postgres",
                              "-d", pg.dbname, "-c", f"\\copy via_psql (symbol, ts, price, volume) FROM '{csv}' "
                              "WITH (FORMAT csv, HEADER true)"], env=pg.env())
         ref = report("psql \\copy", args.rows, wall)
@@ -110,14 +99,14 @@ def bench_postgres(args, tmp, csv):
         script = os.path.join(tmp, "upsert.sql")
         with open(script, "w") as f:
             f.write(UPSERT_SQL.format(csv=csv))
-        wall, _, _, _ = run([psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", str(pg.port),
+        _, wall, _, _ = run([psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", str(pg.port),
                              "-U", "postgres", "-d", pg.dbname, "-f", script], env=pg.env())
         ref_upsert = report("psql \\copy + INSERT ON CONFLICT", args.rows, wall)
         pg.sql("CHECKPOINT", autocommit=True)
-        wall, cpu, rss, _ = rtproc_pg(args, tmp, pg, csv, "via_rtproc", False)
+        _, wall, cpu, rss = rtproc_pg(args, tmp, pg, csv, "via_rtproc", False)
         report("rtproc csv -> postgres (COPY)", args.rows, wall, cpu, rss, ref)
         pg.sql("CHECKPOINT", autocommit=True)
-        wall, cpu, rss, _ = rtproc_pg(args, tmp, pg, csv, "via_rtproc_upsert", True)
+        _, wall, cpu, rss = rtproc_pg(args, tmp, pg, csv, "via_rtproc_upsert", True)
         report("rtproc csv -> postgres (upsert)", args.rows, wall, cpu, rss, ref)
         print(f"{'':<34} upsert against psql's own staged upsert: {ref_upsert and args.rows / wall / ref_upsert:.1%}")
         for t in tables:
@@ -145,8 +134,8 @@ def bench_redis(args, tmp, csv):
         with open(conf, "w") as f:
             f.write(f"[service]\nlog_level = warn\n[input.csv]\npath = {csv}\nexit_on_eof = true\n"
                     f"types = ts:time, symbol:string\n[output.redis]\nport = {redis.port}\nmode = hash\n"
-                    f"key = ticker:{{symbol}}\nmax_inflight = {args.max_inflight}\n")
-        wall, cpu, rss, _ = run([args.rtproc, "-c", conf])
+                    f"key = ticker:{{symbol}}\n{inflight(args)}")
+        _, wall, cpu, rss = run([args.rtproc, "-c", conf])
         report("rtproc csv -> redis (hash)", args.rows, wall, cpu, rss, ref)
     finally:
         redis.cleanup()
@@ -156,7 +145,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rtproc", default=os.path.join(ROOT, "build/rtproc"))
     ap.add_argument("--rows", type=int, default=1_000_000)
-    ap.add_argument("--max-inflight", type=int, default=1)
+    ap.add_argument("--max-inflight", type=int, default=0, help="0: the plugin's own default (4 for both)")
     ap.add_argument("--only", choices=("postgres", "redis"))
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="rtproc-bench-") as tmp:
@@ -164,7 +153,7 @@ def main():
         csv = os.path.join(tmp, "ticks.csv")
         make_csv(csv, args.rows)
         print(f"{args.rows:,} rows, {os.path.getsize(csv) / 1e6:.1f} MB CSV, {os.cpu_count()} CPUs, "
-              f"max_inflight = {args.max_inflight}", flush=True)
+              f"max_inflight = {args.max_inflight or 'plugin default'}", flush=True)
         if args.only != "redis":
             bench_postgres(args, tmp, csv)
         if args.only != "postgres":

@@ -5,6 +5,8 @@ the ru_maxrss that wait4 reports, which keeps the high-water mark of the
 forking Python (wc -l appeared to use 23 MB). VmHWM only grows, so the last
 sample is the peak up to then."""
 import os
+import subprocess
+import sys
 import time
 
 
@@ -31,3 +33,24 @@ def wait_measuring(proc, every=0.002, on_tick=None):
         if on_tick:
             on_tick()
         time.sleep(every)
+
+
+def run(cmd, env=None, stderr_path=None):
+    """Runs cmd to the end; returns (start, wall seconds, CPU seconds, peak RSS
+    kB). Its stderr goes to stderr_path (kept for the caller to read) or is
+    dropped: never a pipe, which a chatty child could fill and block on while
+    it is being measured. A failing command ends the benchmark."""
+    t0 = time.perf_counter()
+    err = open(stderr_path, "w") if stderr_path else subprocess.DEVNULL
+    try:
+        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, stdin=subprocess.DEVNULL,
+                             env=dict(os.environ, **(env or {})))
+        status, cpu, rss = wait_measuring(p)
+    finally:
+        if stderr_path:
+            err.close()
+    wall = time.perf_counter() - t0
+    if status != 0:
+        detail = open(stderr_path).read()[-2000:] if stderr_path else ""
+        sys.exit(f"{cmd} failed with status {status}\n{detail}")
+    return t0, wall, cpu, rss

@@ -333,14 +333,7 @@ static series *series_get(anomaly_ctx *c, pass *p, enum series_kind kind, rtp_ke
  * bools and nulls are not values of a series. */
 static bool read_number(const rtp_field *f, double *x)
 {
-    if (!f) return false;
-    if (f->type == RTP_INT)
-        *x = (double)f->v.i;
-    else if (f->type == RTP_DOUBLE)
-        *x = f->v.d;
-    else
-        return false;
-    return isfinite(*x);
+    return f && f->type != RTP_TIME && rtp_field_number(f, x) && isfinite(*x);
 }
 
 static bool key_listed(rtp_key k, const rtp_key *list, size_t n)

@@ -24,6 +24,7 @@
 
 static void pg_drive(pg_ctx *c);
 static void on_connect_event(pg_ctx *c);
+static void connection_failed(pg_ctx *c, const char *what);
 
 /* ---- socket watching ---------------------------------------------------- */
 
@@ -42,13 +43,26 @@ static void unwatch(pg_ctx *c)
     c->poll_events = 0;
 }
 
+static void lost(pg_ctx *c);
+
+/* A negative status is a socket error (POLLERR: the server reset the
+ * connection, as a shutting-down PostgreSQL does after its FATAL message),
+ * and libuv has already stopped the handle. Ignoring it left the output
+ * waiting for an event that could no longer come, with a unit in flight
+ * and nothing in the log. libpq first reads what arrived (the message says
+ * why), then the connection is given up whatever it concluded. */
 static void on_socket(uv_poll_t *h, int status, int events)
 {
     pg_ctx *c = h->data;
-    if (c->state == PG_CONNECTING)
+    if (status < 0) c->poll_events = 0;
+    if (c->state == PG_CONNECTING) {
         on_connect_event(c);
-    else
-        pg_drive(c);
+        if (status < 0 && c->state == PG_CONNECTING) connection_failed(c, "connection failed");
+        return;
+    }
+    const PGconn *conn = c->conn;
+    pg_drive(c);
+    if (status < 0 && c->conn == conn && c->state == PG_READY) lost(c);
 }
 
 /* PQsocket may change during PQconnectPoll (another address, SSL retry),

@@ -297,19 +297,12 @@ static int kafka_start(rtp_instance *ins, void *ctx)
 
 static void kafka_pause(rtp_instance *ins, void *ctx)
 {
-    kafka_ctx *c = ctx;
-    if (c->paused || !c->handles_open) return;
-    c->paused = true;
-    kafka_pause_assigned(c, true);
+    kafka_hold(ctx);
 }
 
 static void kafka_resume(rtp_instance *ins, void *ctx)
 {
-    kafka_ctx *c = ctx;
-    if (!c->paused || !c->handles_open || c->stopping) return;
-    c->paused = false;
-    kafka_pause_assigned(c, false);
-    kafka_kick(c); /* messages may wait in the queue without a new wake-up */
+    kafka_release(ctx);
 }
 
 /* Commits what was delivered, then closes the consumer without blocking:

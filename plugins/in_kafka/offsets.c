@@ -226,8 +226,8 @@ static void assign_parts(kafka_ctx *c, rd_kafka_topic_partition_list_t *l, bool 
         report(c, "incremental assign", rd_kafka_incremental_assign(c->rk, l));
     else if (rd_kafka_assign(c->rk, l))
         rtp_error(c->ins, "assign failed");
-    /* held back by backpressure: new partitions wait too */
-    if (c->paused) rd_kafka_pause_partitions(c->rk, l);
+    /* held back by lasting backpressure: new partitions wait too */
+    if (c->partitions_paused) rd_kafka_pause_partitions(c->rk, l);
 }
 
 /* Commits what was delivered in the revoked partitions (unless they are

@@ -29,6 +29,7 @@ by 10 (1,000,000 -> 100,000, 300,000 -> 30,000): ASan checks the behaviour
 (kills, outage, rebalances, poison), not the volume; RSS bounds are not
 asserted there (ASan's shadow memory and quarantine), only printed."""
 import functools
+import json
 import os
 import random
 import re
@@ -39,7 +40,7 @@ import time
 import unittest
 
 import servers
-from harness import RTPROC, SANITIZED, Case, metric, rss_kb
+from harness import RTPROC, SANITIZED, SOURCE_DIR, Case, metric, rss_kb
 
 try:
     from confluent_kafka import Consumer, Producer, TopicPartition
@@ -581,6 +582,67 @@ class EndToEnd(Case):
         self.assertIn("time_key", reasons[kinds[4]])
         self.assertEqual(metric(log, "input:ticks", "messages_errored"), len(bad))
         print(f"\n  {len(bad)} bad messages among {n:,} good ones", end=" ")
+
+    def test_f_the_shipped_kafka_to_postgres_pipeline_runs_as_documented(self):
+        """conf/kafka_to_postgres.conf, unchanged, with the servers' addresses
+        from the environment variables it documents: every tick becomes a
+        row with its indicators, each symbol's latest state is a Redis hash
+        with a TTL, alerts are published on alerts:<symbol>, and nothing
+        reaches the error output."""
+        n = 30_000 // SCALE
+        sub = servers.Resp("127.0.0.1", self.redis.port)
+        sub.sock.settimeout(None)
+        self.assertEqual(sub.call("PSUBSCRIBE", "alerts:*")[0], "psubscribe")
+        alerts = []
+
+        def listen():
+            try:
+                while True:
+                    kind, _, channel, message = sub.reply()
+                    alerts.append((channel, json.loads(message)))
+            except (OSError, ValueError):
+                pass
+        listener = threading.Thread(target=listen, daemon=True)
+        listener.start()
+        producer = PacedProducer(self.mock.brokers, self.group, ticks(n))
+        producer.start()
+        env = dict(os.environ, **self.pg.env(), KAFKA_BROKERS=self.mock.brokers, KAFKA_GROUP=self.group,
+                   PGHOST="127.0.0.1", PGPORT=str(self.pg.port), PGDATABASE=self.pg.dbname, PGUSER=self.pg.user,
+                   REDIS_HOST="127.0.0.1", REDIS_PORT=str(self.redis.port))
+        out, err = os.path.join(self.dir, "f.out"), os.path.join(self.dir, "f.err")
+        with open(out, "wb") as o, open(err, "wb") as e:
+            p = subprocess.Popen([RTPROC, "-c", os.path.join(SOURCE_DIR, "conf/kafka_to_postgres.conf")],
+                                 stdout=o, stderr=e, stdin=subprocess.DEVNULL, env=env)
+        self.procs.append(p)
+        view = GroupView(self.mock.brokers, self.group)
+        self.addCleanup(view.close)
+        producer.finish(120, [(p, err)])
+        self.wait_all_committed(view, n, 120)
+        log = self.stop(p, err)
+        sub.close()
+        listener.join(10)
+        self.assertEqual(read(out), "", "nothing reached the error route")
+        got = self.pg.sql("SELECT count(*), count(DISTINCT (symbol, ts)), count(sma_50), count(macd_signal), "
+                          "count(vwap) FROM ticks")[0]
+        # sma_50 from a symbol's 50th tick, the MACD signal from its 34th
+        # (the 9th MACD value, itself from the 26th tick)
+        self.assertEqual(got, (n, n, n - 49 * 50, n - 33 * 50, n))
+        db = self.redis.client()
+        try:
+            last = n - 50
+            h = db.hgetall("ticker:S00")
+            self.assertEqual((int(h["ts"]), float(h["price"])), (tick(last)[1]["ts"], tick(last)[1]["price"]))
+            self.assertIn("rsi_14", h)
+            self.assertGreater(db.call("TTL", "ticker:S00"), 86000)
+        finally:
+            db.close()
+        published = metric(log, "output:alerts", "records_out")
+        self.assertGreater(published, 0, "the synthetic prices move more than 2% often")
+        self.assertEqual(len(alerts), published, "every published alert was received")
+        for channel, a in alerts:
+            self.assertEqual(channel, f"alerts:{a['symbol']}")
+            self.assertIn(a["rule"], ("pct_change", "volume_spike", "rsi"))
+        print(f"\n  {n:,} ticks, {published} alerts published", end=" ")
 
 
 class RawResp(servers.Resp):

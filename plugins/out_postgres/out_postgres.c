@@ -471,5 +471,7 @@ RTP_PLUGIN_DEFINE(.kind = RTP_OUTPUT, .name = "postgres",
                   .description = "writes records into a PostgreSQL table with COPY, optionally as upserts",
                   .options = pg_options, .ctx_size = sizeof(pg_ctx), .init = pg_init, .start = pg_start,
                   .stop = pg_stop, .write = pg_write, .flush = pg_flush, .destroy = pg_destroy,
-                  /* batches arriving during a commit join the next transaction */
-                  .default_max_inflight = 4);
+                  /* batches arriving during a commit join the next transaction;
+                   * memory stays bounded by the inputs' mem_limit, and each
+                   * transaction costs a few loop round trips (docs/postgres.md) */
+                  .default_max_inflight = 16);

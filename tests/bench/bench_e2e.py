@@ -29,7 +29,12 @@ The mock cluster keeps about 5 MB per partition, so the topic has 32
 partitions and the ticks are keyed by sequence number (even spread, as
 bench_kafka.py does); the watermarks are checked after producing.
 
-usage: bench_e2e.py [--build build] [--messages 1000000] [--repeat 1]
+With librdkafka 2.0.2 (Debian 12) a full prefetch queue stops fetching for
+a second (docs/kafka.md), so the Kafka input's speed depends on
+queued.max.messages.kbytes; --rdkafka sets it (or any property) for every
+rtproc run, to see the PostgreSQL stage when Kafka is not the limit.
+
+usage: bench_e2e.py [--build build] [--messages 1000000] [--repeat 1] [--rdkafka PROP=VALUE ...]
 """
 import argparse
 import os
@@ -101,17 +106,18 @@ def rtproc_active(err_path):
     return end - start if start is not None and end is not None else None
 
 
-def rtproc_conf(tmp, brokers, group, output):
+def rtproc_conf(tmp, brokers, group, output, rdkafka=()):
     path = os.path.join(tmp, f"{group}.conf")
+    props = "".join(f"rdkafka.{p.replace('=', ' = ', 1)}\n" for p in rdkafka)
     with open(path, "w") as f:
         f.write(f"[service]\nlog_level = info\n[input.kafka]\nbrokers = {brokers}\ntopics = ticks\n"
-                f"group_id = {group}\nexit_on_eof = true\n{output}")
+                f"group_id = {group}\nexit_on_eof = true\n{props}{output}")
     return path
 
 
 def run_rtproc(args, tmp, brokers, group, output, env=None):
     err = os.path.join(tmp, f"{group}.err")
-    cmd = [os.path.join(args.build, "rtproc"), "-c", rtproc_conf(tmp, brokers, group, output)]
+    cmd = [os.path.join(args.build, "rtproc"), "-c", rtproc_conf(tmp, brokers, group, output, args.rdkafka)]
     _, wall, cpu, rss = run(cmd, env=env, stderr_path=err)
     return wall, cpu, rss, rtproc_active(err)
 
@@ -180,7 +186,7 @@ def bench_null(args, tmp, brokers, r):
     ref = line("kcat -G (balanced consumer)", n, wall, cpu, rss)
     wall, cpu, rss, active = run_rtproc(args, tmp, brokers, f"null-{r}", "[output.null]\n")
     line("rtproc kafka -> null", n, wall, cpu, rss, active, ref)
-    return ref, wall
+    return ref, wall, active
 
 
 def main():
@@ -188,6 +194,8 @@ def main():
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
     ap.add_argument("--messages", type=int, default=1_000_000)
     ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--rdkafka", action="append", default=[], metavar="PROP=VALUE",
+                    help="a librdkafka property for rtproc's input, e.g. queued.max.messages.kbytes=65536")
     args = ap.parse_args()
     n = args.messages
     print(f"machine: {os.cpu_count()} CPUs, {os.uname().machine}, {os.uname().release}")
@@ -204,13 +212,16 @@ def main():
                 print(f"\nround {r + 1}\n(i) kafka -> postgres", flush=True)
                 ref, out = bench_postgres(args, tmp, brokers, csv, r)
                 print("(ii) kafka -> null", flush=True)
-                kref, kwall = bench_null(args, tmp, brokers, r)
+                kref, kwall, kactive = bench_null(args, tmp, brokers, r)
                 w, a = out["via_rtproc"]
                 wu, au = out["via_rtproc_upsert"]
                 print(f"\nsummary: rtproc/psql \\copy: COPY {n / w / ref:.0%} (after the join "
                       f"{(n / a / ref if a else 0):.0%}), upsert {n / wu / ref:.0%} (after the join "
                       f"{(n / au / ref if au else 0):.0%}); rtproc/kcat -G {n / kwall / kref:.0%} "
                       f"(bars: 80%, 90%)", flush=True)
+                if a and kactive:
+                    print(f"         kafka -> postgres runs at {kactive / a:.0%} of rtproc's kafka -> null "
+                          f"after the join (the input's own ceiling); upsert at {kactive / au:.0%}", flush=True)
     finally:
         mock.stdin.close()
         mock.wait(timeout=30)

@@ -30,6 +30,7 @@ typedef struct pg_pending {
     size_t n;      /* rows */
     size_t left;   /* rows neither committed nor rejected yet */
     bool queued;   /* already part of some unit of work */
+    rtp_sbuf text; /* COPY text of all its rows, made on arrival */
     struct pg_pending *next;
 } pg_pending;
 

@@ -145,7 +145,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rtproc", default=os.path.join(ROOT, "build/rtproc"))
     ap.add_argument("--rows", type=int, default=1_000_000)
-    ap.add_argument("--max-inflight", type=int, default=0, help="0: the plugin's own default (4 for both)")
+    ap.add_argument("--max-inflight", type=int, default=0, help="0: the plugin's own default (16 for postgres, 4 for redis)")
     ap.add_argument("--only", choices=("postgres", "redis"))
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="rtproc-bench-") as tmp:

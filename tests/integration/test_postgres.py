@@ -204,29 +204,32 @@ class Postgres(Case):
 
 
 class PostgresOutage(Case):
-    def test_postgres_stopped_for_10s_mid_replay_loses_nothing_and_memory_stays_bounded(self):
-        pg = servers.Postgres()
-        self.addCleanup(pg.cleanup)
-        csv = os.path.join(self.dir, "in.csv")
-        rows = 30000
-        make_csv(csv, rows)
+    def start_upserts(self, pg, csv, extra_in, extra_out):
+        """rtproc in the background: csv -> upserts into table ticks."""
         p = self.start(f"""
             [input.csv]
             path = {csv}
             exit_on_eof = true
-            rate = 2000
-            batch_size = 100
             types = ts:time
-            mem_limit = 4M
+            {extra_in}
             [output.postgres]
             conninfo = {pg.conninfo}
             table = ticks
             create_table = true
             columns = {TICKS}
             upsert_keys = symbol, ts
-            reconnect_max_wait = 1s
+            {extra_out}
             """, env=dict(os.environ, **pg.env()))
         self.addCleanup(p.kill)
+        return p
+
+    def test_postgres_stopped_for_10s_mid_replay_loses_nothing_and_memory_stays_bounded(self):
+        pg = servers.Postgres()
+        self.addCleanup(pg.cleanup)
+        csv = os.path.join(self.dir, "in.csv")
+        rows = 30000
+        make_csv(csv, rows)
+        p = self.start_upserts(pg, csv, "rate = 2000\nbatch_size = 100\nmem_limit = 4M", "reconnect_max_wait = 1s")
         time.sleep(3)
         pg.stop()
         peak = 0
@@ -257,21 +260,7 @@ class PostgresOutage(Case):
         csv = os.path.join(self.dir, "in.csv")
         rows = 200000 // (5 if SANITIZED else 1)
         make_csv(csv, rows, symbols=500)
-        p = self.start(f"""
-            [input.csv]
-            path = {csv}
-            exit_on_eof = true
-            types = ts:time
-            [output.postgres]
-            conninfo = {pg.conninfo}
-            table = ticks
-            create_table = true
-            columns = {TICKS}
-            upsert_keys = symbol, ts
-            batch_size = 500
-            reconnect_max_wait = 100ms
-            """, env=dict(os.environ, **pg.env()))
-        self.addCleanup(p.kill)
+        p = self.start_upserts(pg, csv, "", "batch_size = 500\nreconnect_max_wait = 100ms")
         kills = 0
         deadline = time.monotonic() + 60
         while kills < 20 and p.poll() is None and time.monotonic() < deadline:

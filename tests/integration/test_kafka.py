@@ -26,7 +26,7 @@ except ImportError:  # the tests skip, saying why
 
 MOCK = os.environ.get("KAFKA_MOCK", os.path.join(os.path.dirname(os.path.abspath(RTPROC)),
                                                  "tests/kafka/kafka_mock"))
-TOPICS = {"ticks": 6, "meta": 6, "poison": 6, "stall": 6, "crash": 6, "shared": 6, "pressure": 24,
+TOPICS = {"ticks": 6, "meta": 6, "poison": 6, "stall": 1, "crash": 6, "shared": 6, "pressure": 24,
           "raw": 3, "rx-a": 2, "rx-b": 2, "late": 1}
 SYMBOLS = [f"SYM{i:02d}" for i in range(50)]
 
@@ -223,6 +223,9 @@ class Kafka(Case):
                          "offsets of bad messages are committed once the error output delivered them")
 
     def test_offsets_are_committed_only_after_delivery(self):
+        # one partition: lag counts the partitions read from (docs/kafka.md),
+        # and with six, the first batches could take whole partitions and
+        # none partly, so the lag during the stall could read 0
         n = 20000
         produce_ticks(self.brokers, "stall", n)
         r_fd, w_fd = os.pipe()  # nobody reads it yet: the sink stalls
@@ -233,7 +236,7 @@ class Kafka(Case):
             service="log_level = debug"))], stdout=w_fd, stderr=errlog, stdin=subprocess.DEVNULL)
         os.close(w_fd)
         try:
-            wait_for(lambda: "assigned 6 partitions" in read(errlog.name), 30, "the assignment")
+            wait_for(lambda: "assigned 1 partition" in read(errlog.name), 30, "the assignment")
             time.sleep(6)  # past a lag refresh, many commit intervals
             self.assertIsNone(p.poll())
             # delivered = written into the pipe, which holds 64 KiB of lines

@@ -8,6 +8,7 @@ import re
 import subprocess
 import tempfile
 import textwrap
+import time
 import unittest
 
 RTPROC = os.environ.get("RTPROC", os.path.join(os.path.dirname(__file__), "../../build/rtproc"))
@@ -86,6 +87,22 @@ class Case(unittest.TestCase):
         for frag in fragments:
             self.assertIn(frag, r.err)
         return r
+
+
+def read(path):
+    """A log or output file as text, undecodable bytes replaced."""
+    with open(path, errors="replace") as f:
+        return f.read()
+
+
+def wait_for(pred, timeout, what):
+    """Polls pred every 0.1 s; fails the test after timeout seconds."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if pred():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def rss_kb(pid):

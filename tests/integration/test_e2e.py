@@ -40,7 +40,7 @@ import time
 import unittest
 
 import servers
-from harness import RTPROC, SANITIZED, SOURCE_DIR, Case, metric, rss_kb
+from harness import RTPROC, SANITIZED, SOURCE_DIR, Case, metric, read, rss_kb, wait_for
 
 try:
     from confluent_kafka import Consumer, Producer, TopicPartition
@@ -97,20 +97,6 @@ def expected_sums(n):
     vol = sum(1 + i % 977 for i in range(n))
     ts = sum(T0_MS + (i // 50) * 1000 + i % 50 for i in range(n))
     return seq, vol, ts
-
-
-def read(path):
-    with open(path, errors="replace") as f:
-        return f.read()
-
-
-def wait_for(pred, timeout, what):
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        if pred():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def assignments(log):

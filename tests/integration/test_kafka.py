@@ -16,7 +16,7 @@ import threading
 import time
 import unittest
 
-from harness import RTPROC, SANITIZED, Case, rss_kb
+from harness import RTPROC, SANITIZED, Case, read, rss_kb, wait_for
 
 try:
     import confluent_kafka
@@ -74,11 +74,6 @@ def committed(brokers, group, topic):
         c.close()
 
 
-def read(path):
-    with open(path, errors="surrogateescape") as f:
-        return f.read()
-
-
 def seqs_of(text):
     out = []
     for line in text.splitlines():
@@ -89,15 +84,6 @@ def seqs_of(text):
         if "seq" in rec:
             out.append(rec["seq"])
     return out
-
-
-def wait_for(pred, timeout, what):
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        if pred():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class Kafka(Case):

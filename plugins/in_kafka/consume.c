@@ -254,7 +254,8 @@ void kafka_consume(kafka_ctx *c)
 {
     if (!c->handles_open) return;
     if (c->stopping) return serve_closing(c);
-    if (c->paused && !c->partitions_paused) return; /* held: see the top of the file */
+    /* held: see the top of the file */
+    if (rtp_input_paused(c->ins) && !c->partitions_paused) return;
     rtp_batch *b = NULL;
     int64_t n = 0;
     rd_kafka_message_t *m;
@@ -297,24 +298,23 @@ static void on_wake(uv_poll_t *h, int status, int events)
 static void on_hold(uv_timer_t *t)
 {
     kafka_ctx *c = t->data;
-    if (!c->paused || c->stopping) return;
+    if (!rtp_input_paused(c->ins) || c->stopping) return;
     rtp_debug(c->ins, "backpressure for %d ms: pausing the partitions", HOLD_MS);
     c->partitions_paused = true;
     kafka_pause_assigned(c, true);
     kafka_consume(c); /* serve what waited in the queue meanwhile */
 }
 
-void kafka_hold(kafka_ctx *c)
+void kafka_pause(rtp_instance *ins, void *ctx)
 {
-    if (c->paused || !c->handles_open) return;
-    c->paused = true;
-    uv_timer_start(&c->hold, on_hold, HOLD_MS, 0);
+    kafka_ctx *c = ctx;
+    if (c->handles_open) uv_timer_start(&c->hold, on_hold, HOLD_MS, 0);
 }
 
-void kafka_release(kafka_ctx *c)
+void kafka_resume(rtp_instance *ins, void *ctx)
 {
-    if (!c->paused || !c->handles_open || c->stopping) return;
-    c->paused = false;
+    kafka_ctx *c = ctx;
+    if (!c->handles_open || c->stopping) return;
     uv_timer_stop(&c->hold);
     if (c->partitions_paused) kafka_pause_assigned(c, false);
     c->partitions_paused = false;

@@ -297,16 +297,6 @@ static int kafka_start(rtp_instance *ins, void *ctx)
     return subscribe(c);
 }
 
-static void kafka_pause(rtp_instance *ins, void *ctx)
-{
-    kafka_hold(ctx);
-}
-
-static void kafka_resume(rtp_instance *ins, void *ctx)
-{
-    kafka_release(ctx);
-}
-
 /* Commits what was delivered, then closes the consumer without blocking:
  * rd_kafka_consumer_close_queue leaves the group in the background while the
  * loop keeps serving the queue (rebalance callbacks, the commit's result);

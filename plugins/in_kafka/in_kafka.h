@@ -83,8 +83,7 @@ typedef struct kafka_ctx {
     uv_timer_t lag_timer;
     uv_timer_t hold;   /* backpressure lasting HOLD_MS pauses the partitions */
     bool handles_open;
-    bool paused;            /* backpressure: no message is taken */
-    bool partitions_paused; /* ... and, once it lasted, the partitions are paused */
+    bool partitions_paused; /* backpressure lasted HOLD_MS: the partitions are paused */
     bool stopping;  /* stop was called: closing the consumer */
     bool closed;    /* the consumer finished closing (or gave up) */
     bool finished;  /* exit_on_eof reported */
@@ -133,8 +132,8 @@ void kafka_commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_par
                      void *opaque);
 /* Pauses or resumes every assigned partition. */
 void kafka_pause_assigned(kafka_ctx *c, bool pause);
-void kafka_hold(kafka_ctx *c);
-void kafka_release(kafka_ctx *c);
+void kafka_pause(rtp_instance *ins, void *ctx);
+void kafka_resume(rtp_instance *ins, void *ctx);
 void kafka_update_lag(kafka_ctx *c);
 /* True when every assigned partition is at its end (there is at least one). */
 bool kafka_all_eof(const kafka_ctx *c);

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <rtproc/backoff.h>
+
 #include "engine.h"
 #include "log.h"
 #include "match.h"
@@ -389,14 +391,11 @@ static void schedule_retry(rtp_instance *out, rtp_batch *b)
 {
     out->retries++;
     metric_add(out->m.retries, 1);
-    int64_t wait = 1000;
-    for (int i = 1; i < out->retries && wait < out->conf.retry_max_wait; i++) wait *= 2;
-    if (wait > out->conf.retry_max_wait) wait = out->conf.retry_max_wait;
-    wait = wait * 3 / 4 + (int64_t)(rand() % (int)(wait / 2 + 1)); /* jitter: 75%..125% */
-    rtp_warn(out, "delivery failed; retry %d in %lld ms", out->retries, (long long)wait);
+    uint64_t wait = rtp_backoff_ms((unsigned)out->retries - 1, 1000, (uint64_t)out->conf.retry_max_wait);
+    rtp_warn(out, "delivery failed; retry %d in %llu ms", out->retries, (unsigned long long)wait);
     rtp_ring_push_front(&out->queue, b);
     out->backing_off = true;
-    uv_timer_start(&out->retry_timer, on_retry_timer, (uint64_t)wait, 0);
+    uv_timer_start(&out->retry_timer, on_retry_timer, wait, 0);
 }
 
 static bool retries_exhausted(const rtp_instance *out)

@@ -102,15 +102,10 @@ static void close_conn(pg_ctx *c)
     c->setup_done = false;
 }
 
-/* Exponential backoff with jitter: 100 ms doubling up to
- * reconnect_max_wait, each wait drawn from its upper half so that many
- * rtproc processes do not reconnect in step. */
+/* 100 ms doubling up to reconnect_max_wait, with jitter. */
 void pg_retry_later(pg_ctx *c)
 {
-    uint64_t wait = BACKOFF_FIRST_MS;
-    for (unsigned i = 0; i < c->attempts && wait < (uint64_t)c->reconnect_max_wait; i++) wait *= 2;
-    if (wait > (uint64_t)c->reconnect_max_wait) wait = (uint64_t)c->reconnect_max_wait;
-    wait = wait / 2 + (uint64_t)rand() % (wait / 2 + 1);
+    uint64_t wait = rtp_backoff_ms(c->attempts, BACKOFF_FIRST_MS, (uint64_t)c->reconnect_max_wait);
     c->attempts++;
     if (!c->stopping) uv_timer_start(&c->timer, on_timer, wait, 0);
 }

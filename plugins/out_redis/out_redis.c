@@ -204,14 +204,10 @@ static void send_jobs(redis_ctx *c)
 static void connect_now(redis_ctx *c);
 static void on_timer(uv_timer_t *t);
 
-/* Exponential backoff with jitter, as out_postgres: 100 ms doubling up to
- * reconnect_max_wait, each wait drawn from its upper half. */
+/* 100 ms doubling up to reconnect_max_wait, with jitter. */
 static void retry_later(redis_ctx *c)
 {
-    uint64_t wait = 100;
-    for (unsigned i = 0; i < c->attempts && wait < (uint64_t)c->reconnect_max_wait; i++) wait *= 2;
-    if (wait > (uint64_t)c->reconnect_max_wait) wait = (uint64_t)c->reconnect_max_wait;
-    wait = wait / 2 + (uint64_t)rand() % (wait / 2 + 1);
+    uint64_t wait = rtp_backoff_ms(c->attempts, 100, (uint64_t)c->reconnect_max_wait);
     c->attempts++;
     if (!c->stopping) uv_timer_start(&c->timer, on_timer, wait, 0);
 }

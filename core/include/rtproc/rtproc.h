@@ -11,5 +11,6 @@
 #include "timefmt.h"
 #include "map.h"
 #include "text.h"
+#include "backoff.h"
 
 #endif

@@ -94,21 +94,24 @@ static int build_conf(kafka_ctx *c)
         conf_set(c, "enable.partition.eof", c->exit_on_eof ? "true" : "false", "exit_on_eof") < 0)
         return -1;
     /* Defaults a user may change: the prefetch queue is memory outside
-     * mem_limit, so it is bounded by 16 MB rather than librdkafka's 64 MB
-     * (which reads a backlog up to 4x faster, since librdkafka 2.0 stops
-     * fetching for a second whenever the queue is full, but took 300 MB of
-     * RSS with small messages: docs/kafka.md), and by bytes only: librdkafka counts queued.min.messages against the
+     * mem_limit, so it is bounded by 16 MB rather than librdkafka's 64 MB,
+     * and by bytes only: librdkafka counts queued.min.messages against the
      * one consumer queue of all partitions, and its default (100,000) made
      * the fetcher back off whenever a parsing consumer fell a little behind
      * (measured: 900,000 JSON ticks over 32 partitions took 5.7 s instead
-     * of 3.7 s). Logs come back to the loop thread through the queue
-     * (rtp_log is not thread-safe). */
+     * of 3.7 s). A full queue stops the fetcher for a second; consume.c
+     * wakes it sooner, and librdkafka 2.2 made that wait an option
+     * (fetch.queue.backoff.ms). Logs come back to the loop thread through
+     * the queue (rtp_log is not thread-safe). */
     static const char *const defaults[][2] = {
         {"enable.auto.commit", "false"},           {"enable.auto.offset.store", "false"},
         {"queued.max.messages.kbytes", "16384"},   {"queued.min.messages", "10000000"},
         {"log.queue", "true"},                     {"client.id", "rtproc"}};
     for (size_t i = 0; i < sizeof defaults / sizeof *defaults; i++)
         if (conf_set(c, defaults[i][0], defaults[i][1], "rdkafka.") < 0) return -1;
+    if (rd_kafka_version() >= KAFKA_FETCH_BACKOFF_VERSION &&
+        conf_set(c, "fetch.queue.backoff.ms", "20", "rdkafka.") < 0)
+        return -1;
     for (size_t i = 0; i < c->rdkafka.n; i++) {
         snprintf(full, sizeof full, "rdkafka.%s", c->rdkafka.keys[i]);
         if (check_owned(c->ins, c->rdkafka.keys[i]) < 0 ||

@@ -14,6 +14,9 @@
 #include <rtproc/rtproc.h>
 
 enum { FORMAT_JSON, FORMAT_RAW };
+
+/* librdkafka 2.2.0 (rd_kafka_version() form): fetch.queue.backoff.ms */
+#define KAFKA_FETCH_BACKOFF_VERSION 0x020200ff
 enum { START_EARLIEST, START_LATEST };
 
 /* Metadata a message can add to its record (`fields`). */
@@ -82,6 +85,10 @@ typedef struct kafka_ctx {
     uv_timer_t commit; /* commit_interval */
     uv_timer_t lag_timer;
     uv_timer_t hold;   /* backpressure lasting HOLD_MS pauses the partitions */
+    uv_timer_t refetch; /* the queue ran dry with messages left at the broker */
+    bool refetch_wakes; /* librdkafka < 2.2: wake its fetcher ourselves (consume.c) */
+    uint64_t taken;     /* messages taken so far */
+    uint64_t taken_at_arm, taken_at_wake;
     bool handles_open;
     bool partitions_paused; /* backpressure lasted HOLD_MS: the partitions are paused */
     bool stopping;  /* stop was called: closing the consumer */
@@ -135,6 +142,9 @@ void kafka_pause_assigned(kafka_ctx *c, bool pause);
 void kafka_pause(rtp_instance *ins, void *ctx);
 void kafka_resume(rtp_instance *ins, void *ctx);
 void kafka_update_lag(kafka_ctx *c);
+/* Seeks the assigned partitions that have messages at the broker, none in
+ * the queue, to where they are; true if there was any. */
+bool kafka_refetch(kafka_ctx *c);
 /* True when every assigned partition is at its end (there is at least one). */
 bool kafka_all_eof(const kafka_ctx *c);
 void kafka_parts_free(kafka_ctx *c);

@@ -279,6 +279,22 @@ void kafka_pause_assigned(kafka_ctx *c, bool pause)
     rd_kafka_topic_partition_list_destroy(l);
 }
 
+bool kafka_refetch(kafka_ctx *c)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
+    for (size_t i = 0; i < c->n_parts; i++) {
+        kafka_part *p = &c->parts[i];
+        int64_t lo = -1, hi = -1;
+        if (!p->assigned || p->eof || p->next < 0) continue;
+        if (rd_kafka_get_watermark_offsets(c->rk, p->topic, p->partition, &lo, &hi) || hi <= p->next) continue;
+        rd_kafka_topic_partition_list_add(l, p->topic, p->partition)->offset = p->next;
+    }
+    bool any = l->cnt > 0;
+    if (any) report(c, "seek", rd_kafka_seek_partitions(c->rk, l, 0));
+    rd_kafka_topic_partition_list_destroy(l);
+    return any;
+}
+
 /* From the high watermarks librdkafka caches from fetch responses: no
  * request, nothing blocks. A partition not read from yet counts 0. */
 void kafka_update_lag(kafka_ctx *c)

@@ -14,7 +14,11 @@
  * work and reconnect with backoff; the engine's inputs wait meanwhile
  * through backpressure (max_inflight bounds what the plugin holds). Other
  * server errors (a missing table, a deadlock) wait with the same backoff
- * and retry the same rows. */
+ * and retry the same rows.
+ *
+ * With connections > 1, each connection (pg_link) takes the next unit when
+ * it is free; acknowledgements stay in arrival order (complete_batches).
+ * Not with upsert_keys: two transactions may commit in either order. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +48,8 @@ static const rtp_option pg_options[] = {
      "give up a connection attempt after this long", NULL},
     {"reconnect_max_wait", RTP_OPT_DURATION, "10s", 0, OFF(reconnect_max_wait),
      "longest wait between reconnection attempts (from 100 ms, doubling, with jitter)", NULL},
+    {"connections", RTP_OPT_INT, "1", 0, OFF(connections),
+     "transactions run side by side on this many connections (plain COPY only: not with upsert_keys)", NULL},
     RTP_OPT_END};
 
 /* ---- configuration ------------------------------------------------------ */
@@ -181,6 +187,17 @@ static int pg_init(rtp_instance *ins, void *ctx)
         rtp_config_error(ins, "batch_size", "must be at least 1");
         return -1;
     }
+    if (c->connections < 1 || c->connections > 64) {
+        rtp_config_error(ins, "connections", "must be between 1 and 64");
+        return -1;
+    }
+    /* transactions on two connections may commit in either order, and
+     * the later commit of one key's update would win over a newer one */
+    if (c->connections > 1 && c->upsert_keys.n) {
+        rtp_config_error(ins, "connections", "must be 1 with upsert_keys: concurrent transactions could apply "
+                                             "two updates of one key out of order");
+        return -1;
+    }
     if (parse_columns(c, ins) < 0 || parse_keys(c, ins) < 0) return -1;
     if (c->ncols) pg_build_sql(c);
     return 0;
@@ -204,9 +221,16 @@ static int pg_start(rtp_instance *ins, void *ctx)
 {
     pg_ctx *c = ctx;
     c->loop = rtp_instance_loop(ins);
-    uv_timer_init(c->loop, &c->timer);
     uv_timer_init(c->loop, &c->linger);
-    c->timer.data = c->linger.data = c;
+    c->linger.data = c;
+    c->nlinks = (size_t)c->connections;
+    c->links = rtp_xcalloc(c->nlinks, sizeof *c->links);
+    for (size_t i = 0; i < c->nlinks; i++) {
+        pg_link *l = &c->links[i];
+        *l = (pg_link){.c = c, .id = (unsigned)i + 1};
+        uv_timer_init(c->loop, &l->timer);
+        l->timer.data = l;
+    }
     c->m.rows = rtp_metric_counter(ins, "pg_rows_written", "rows committed");
     c->m.transactions = rtp_metric_counter(ins, "pg_transactions", "transactions committed");
     c->m.rejected = rtp_metric_counter(ins, "pg_rows_rejected", "rows PostgreSQL refused (sent to the error route)");
@@ -214,7 +238,8 @@ static int pg_start(rtp_instance *ins, void *ctx)
     c->m.commit_us = rtp_metric_counter(ins, "pg_commit_us_total", "microseconds spent in committed transactions");
     c->m.latency_us = rtp_metric_gauge(ins, "pg_commit_latency_us", "duration of the last committed transaction");
     c->m.bisections = rtp_metric_counter(ins, "pg_bisections", "failed transactions split to isolate bad rows");
-    pg_conn_start(c);
+    c->links[0].started = true;
+    pg_conn_start(&c->links[0]);
     return 0;
 }
 
@@ -265,15 +290,15 @@ static pg_unit *unit_from_waiting(pg_ctx *c)
  * memcpy, not for formatting (csv -> postgres upserts: 73% of psql's own
  * staged upsert before, 87-94% after). Parts of batches (bisection halves)
  * are formatted here. */
-static void format_unit(pg_ctx *c, const pg_unit *u)
+static void format_unit(pg_link *l, const pg_unit *u)
 {
-    c->copy.len = 0;
+    l->copy.len = 0;
     for (size_t i = 0; i < u->nsegs; i++) {
         const pg_seg *s = &u->segs[i];
         if (s->lo == 0 && s->hi == s->p->n)
-            rtp_sbuf_append(&c->copy, s->p->text.data, s->p->text.len);
+            rtp_sbuf_append(&l->copy, s->p->text.data, s->p->text.len);
         else
-            pg_format_rows(c, &c->copy, s->p->b, s->lo, s->hi);
+            pg_format_rows(l->c, &l->copy, s->p->b, s->lo, s->hi);
     }
 }
 
@@ -295,30 +320,50 @@ static bool should_write(pg_ctx *c)
     return false;
 }
 
-/* Starts the next unit if the connection is free: split halves and retries
- * first (they hold the oldest rows), then the batches that wait. */
-void pg_schedule(pg_ctx *c)
+/* Starts the next unit on l if it is free: split halves and retries first
+ * (they hold the oldest rows), then the batches that wait. */
+static bool schedule_link(pg_ctx *c, pg_link *l)
 {
-    if (c->state != PG_READY || c->current || c->stopping || uv_is_active((uv_handle_t *)&c->timer)) return;
+    if (l->state != PG_READY || l->current || uv_is_active((uv_handle_t *)&l->timer)) return false;
     if (c->stack) {
-        c->current = c->stack;
+        l->current = c->stack;
         c->stack = c->stack->next;
     } else if (should_write(c)) {
         uv_timer_stop(&c->linger);
         c->linger_due = false;
-        c->current = unit_from_waiting(c);
+        l->current = unit_from_waiting(c);
     } else {
-        return;
+        return false;
     }
-    format_unit(c, c->current);
-    pg_run_unit(c);
+    format_unit(l, l->current);
+    pg_run_unit(l);
+    return true;
 }
 
-void pg_connected(pg_ctx *c)
+void pg_schedule(pg_ctx *c)
 {
-    if (c->connected_once) rtp_metric_add(c->m.reconnects, 1);
-    c->connected_once = true;
-    pg_schedule(c);
+    if (c->stopping) return;
+    for (size_t i = 0; i < c->nlinks; i++) schedule_link(c, &c->links[i]);
+}
+
+void pg_connected(pg_link *l)
+{
+    if (l->connected_once) rtp_metric_add(l->c->m.reconnects, 1);
+    l->connected_once = true;
+    pg_schedule(l->c);
+}
+
+/* The other connections open once the first has committed: its setup
+ * (create_table) is done by then, and two sessions racing CREATE TABLE IF
+ * NOT EXISTS can fail on a duplicate catalog entry (SQLSTATE 23505, which
+ * would read as bad rows). */
+static void start_links(pg_ctx *c)
+{
+    for (size_t i = 1; i < c->nlinks; i++) {
+        if (c->links[i].started) continue;
+        c->links[i].started = true;
+        pg_conn_start(&c->links[i]);
+    }
 }
 
 /* Acknowledges, in arrival order, every batch whose rows are all done. */
@@ -334,19 +379,21 @@ static void complete_batches(pg_ctx *c)
     }
 }
 
-void pg_unit_committed(pg_ctx *c)
+void pg_unit_committed(pg_link *l)
 {
-    pg_unit *u = c->current;
-    c->current = NULL;
-    uint64_t us = (uv_hrtime() - c->t_start) / 1000;
+    pg_ctx *c = l->c;
+    pg_unit *u = l->current;
+    l->current = NULL;
+    uint64_t us = (uv_hrtime() - l->t_start) / 1000;
     rtp_metric_add(c->m.rows, u->rows);
     rtp_metric_add(c->m.transactions, 1);
     rtp_metric_add(c->m.commit_us, us);
     rtp_metric_set(c->m.latency_us, (int64_t)us);
     for (size_t i = 0; i < u->nsegs; i++) u->segs[i].p->left -= u->segs[i].hi - u->segs[i].lo;
     unit_free(u);
-    c->attempts = 0;
+    l->attempts = 0;
     complete_batches(c);
+    start_links(c);
     pg_schedule(c);
 }
 
@@ -373,12 +420,12 @@ static pg_unit *unit_half(const pg_unit *u, size_t rows, int which)
 /* Bad data: a single row is rejected, more rows are split in two units
  * that run before anything else, the first half first, so rows still
  * commit in their original order (upserts keep the last value). */
-static void isolate_bad_rows(pg_ctx *c, pg_unit *u)
+static void isolate_bad_rows(pg_ctx *c, pg_unit *u, const pg_link *l)
 {
     if (u->rows == 1) {
         pg_seg *s = &u->segs[0];
-        rtp_warn(c->ins, "row refused (SQLSTATE %s): %s", c->sqlstate, c->error);
-        rtp_output_reject(c->ins, s->p->b, s->lo, c->error);
+        rtp_warn(c->ins, "row refused (SQLSTATE %s): %s", l->sqlstate, l->error);
+        rtp_output_reject(c->ins, s->p->b, s->lo, l->error);
         rtp_metric_add(c->m.rejected, 1);
         s->p->left--;
         unit_free(u);
@@ -398,23 +445,25 @@ static bool is_data_error(const char *sqlstate)
     return strncmp(sqlstate, "22", 2) == 0 || strncmp(sqlstate, "23", 2) == 0 || strncmp(sqlstate, "54", 2) == 0;
 }
 
-void pg_unit_failed(pg_ctx *c, bool connection_lost)
+void pg_unit_failed(pg_link *l, bool connection_lost)
 {
-    pg_unit *u = c->current;
-    c->current = NULL;
+    pg_ctx *c = l->c;
+    pg_unit *u = l->current;
+    l->current = NULL;
     if (!u) return;
     if (connection_lost) {
-        push_unit(c, u); /* the reconnection runs it again */
-        return;
-    }
-    if (is_data_error(c->sqlstate)) {
-        isolate_bad_rows(c, u);
+        push_unit(c, u); /* a reconnection, or another connection, runs it again */
         pg_schedule(c);
         return;
     }
-    rtp_error(c->ins, "transaction failed (SQLSTATE %s): %s; retrying", c->sqlstate, c->error ? c->error : "?");
+    if (is_data_error(l->sqlstate)) {
+        isolate_bad_rows(c, u, l);
+        pg_schedule(c);
+        return;
+    }
+    rtp_error(c->ins, "transaction failed (SQLSTATE %s): %s; retrying", l->sqlstate, l->error ? l->error : "?");
     push_unit(c, u);
-    pg_retry_later(c);
+    pg_retry_later(l);
 }
 
 /* ---- the engine's side ---------------------------------------------------- */
@@ -448,7 +497,10 @@ static void pg_flush(rtp_instance *ins, void *ctx)
 
 static void pg_stop(rtp_instance *ins, void *ctx)
 {
-    pg_conn_stop(ctx);
+    pg_ctx *c = ctx;
+    c->stopping = true;
+    for (size_t i = 0; i < c->nlinks; i++) pg_conn_stop(&c->links[i]);
+    uv_close((uv_handle_t *)&c->linger, NULL);
 }
 
 /* Batches still held were not committed: handing them back unacknowledged
@@ -462,7 +514,12 @@ static void pg_destroy(rtp_instance *ins, void *ctx)
         rtp_sbuf_free(&p->text);
         free(p);
     }
-    unit_free(c->current);
+    for (size_t i = 0; i < c->nlinks; i++) {
+        unit_free(c->links[i].current);
+        free(c->links[i].error);
+        rtp_sbuf_free(&c->links[i].copy);
+    }
+    free(c->links);
     for (pg_unit *u = c->stack, *next; u; u = next) {
         next = u->next;
         unit_free(u);
@@ -477,8 +534,6 @@ static void pg_destroy(rtp_instance *ins, void *ctx)
     free(c->sql_setup);
     free(c->sql_copy);
     free(c->sql_merge);
-    free(c->error);
-    rtp_sbuf_free(&c->copy);
 }
 
 RTP_PLUGIN_DEFINE(.kind = RTP_OUTPUT, .name = "postgres",

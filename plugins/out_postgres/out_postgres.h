@@ -65,6 +65,33 @@ typedef enum pg_step {
     STEP_ROLLBACK   /* after an error inside a transaction */
 } pg_step;
 
+struct pg_ctx;
+
+/* One connection and the unit of work it runs. With connections > 1 the
+ * units run side by side (plain COPY only: see out_postgres.c). */
+typedef struct pg_link {
+    struct pg_ctx *c;
+    unsigned id; /* 1.., for the log */
+    PGconn *conn;
+    pg_state state;
+    uv_poll_t *poll; /* on PQsocket(conn); heap: its close outlives a reconnect */
+    int poll_fd;
+    int poll_events;
+    uv_timer_t timer;  /* connect timeout, reconnect backoff, retry wait */
+    unsigned attempts; /* failed connection attempts in a row */
+    bool setup_done;   /* on this connection */
+    bool started;
+    bool connected_once;
+
+    pg_unit *current; /* running */
+    pg_step step;
+    rtp_sbuf copy;    /* COPY text of the current unit */
+    size_t copy_sent;
+    char *error;      /* first error of the current step, and its SQLSTATE */
+    char sqlstate[6];
+    uint64_t t_start; /* ns, for commit latency */
+} pg_link;
+
 typedef struct pg_ctx {
     /* options */
     char *conninfo;
@@ -76,6 +103,7 @@ typedef struct pg_ctx {
     int64_t flush_interval;
     int64_t connect_timeout;
     int64_t reconnect_max_wait;
+    int64_t connections;
 
     rtp_instance *ins;
     uv_loop_t *loop;
@@ -89,31 +117,16 @@ typedef struct pg_ctx {
     char *target;  /* quoted "schema"."table" */
     char *sql_setup, *sql_copy, *sql_merge;
 
-    /* connection */
-    PGconn *conn;
-    pg_state state;
-    uv_poll_t *poll; /* on PQsocket(conn); heap: its close outlives a reconnect */
-    int poll_fd;
-    int poll_events;
-    uv_timer_t timer;  /* connect timeout, reconnect backoff, retry wait */
+    pg_link *links;
+    size_t nlinks;
     uv_timer_t linger; /* flush_interval */
-    unsigned attempts; /* failed connection attempts in a row */
-    bool setup_done;   /* on this connection */
-    bool connected_once;
     bool stopping;
     bool flushing;
     bool linger_due; /* flush_interval passed since rows began to wait */
 
     /* work */
     pg_pending *head, *tail;
-    pg_unit *stack;   /* units to run before new batches: bisection halves, retries */
-    pg_unit *current; /* running */
-    pg_step step;
-    rtp_sbuf copy;    /* COPY text of the current unit */
-    size_t copy_sent;
-    char *error;      /* first error of the current step, and its SQLSTATE */
-    char sqlstate[6];
-    uint64_t t_start; /* ns, for commit latency */
+    pg_unit *stack; /* units to run before new batches: bisection halves, retries */
 
     struct {
         rtp_metric *rows, *transactions, *rejected, *reconnects, *commit_us, *latency_us, *bisections;
@@ -121,15 +134,15 @@ typedef struct pg_ctx {
 } pg_ctx;
 
 /* pg_conn.c */
-void pg_conn_start(pg_ctx *c);
-void pg_conn_stop(pg_ctx *c);
-void pg_run_unit(pg_ctx *c);
-void pg_retry_later(pg_ctx *c);
+void pg_conn_start(pg_link *l);
+void pg_conn_stop(pg_link *l);
+void pg_run_unit(pg_link *l);
+void pg_retry_later(pg_link *l);
 
 /* out_postgres.c: called by pg_conn.c */
-void pg_connected(pg_ctx *c);
-void pg_unit_committed(pg_ctx *c);
-void pg_unit_failed(pg_ctx *c, bool connection_lost);
+void pg_connected(pg_link *l);
+void pg_unit_committed(pg_link *l);
+void pg_unit_failed(pg_link *l, bool connection_lost);
 void pg_schedule(pg_ctx *c);
 
 /* pg_sql.c */

@@ -8,8 +8,9 @@ ts in epoch ms), and writes the same rows to a CSV file. Then, each
 consumer in its own group so that each reads every message:
 
   (i)  psql \\copy of the CSV into a table                       (reference)
+       psql \\copy of the same rows in the order a consumer gets them
        psql \\copy into a staging table + INSERT ... ON CONFLICT  (reference for upserts)
-       rtproc kafka -> postgres, plain COPY
+       rtproc kafka -> postgres, plain COPY, connections = 1 and 3
        rtproc kafka -> postgres, upsert_keys = symbol, ts
        into identical tables (primary key (symbol, ts)); every table must
        end with N rows.
@@ -25,6 +26,11 @@ The bars in issue 4 are 80% of psql \\copy and 90% of kcat. No assertions:
 figures vary with the machine and between runs (client and servers share
 the CPUs).
 
+The consumed order is what kcat -G printed, read back into a CSV file: rows
+from 32 partitions interleaved in fetch-sized runs. It fills the table's
+primary key out of order, which costs PostgreSQL more CPU than the produced
+order (docs/postgres.md), and it is what any Kafka consumer hands it.
+
 The mock cluster keeps about 5 MB per partition, so the topic has 32
 partitions and the ticks are keyed by sequence number (even spread, as
 bench_kafka.py does); the watermarks are checked after producing.
@@ -37,6 +43,7 @@ rtproc run, to see the PostgreSQL stage when Kafka is not the limit.
 usage: bench_e2e.py [--build build] [--messages 1000000] [--repeat 1] [--rdkafka PROP=VALUE ...]
 """
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -94,6 +101,20 @@ def produce(brokers, n, tmp):
     return size, csv
 
 
+def consumed_csv(brokers, tmp):
+    """The ticks in the order a group consumer (kcat -G) received them."""
+    out = subprocess.run(bench_kafka.kcat_cmd(brokers, "order") + ["-f", "%s\\n"], check=True,
+                         capture_output=True, text=True).stdout
+    path = os.path.join(tmp, "consumed.csv")
+    with open(path, "w") as f:
+        f.write("symbol,ts,seq,price,volume\n")
+        for line in out.splitlines():
+            if line:
+                t = json.loads(line)
+                f.write(f"{t['symbol']},{t['ts']},{t['seq']},{t['price']!r},{t['volume']}\n")
+    return path
+
+
 def rtproc_active(err_path):
     """Seconds from the first assignment to the last log line (the metrics
     summary written at exit, after the last delivery)."""
@@ -137,11 +158,12 @@ def line(name, n, wall, cpu=None, rss=None, active=None, ref=None, ref_active=No
     return n / wall
 
 
-def bench_postgres(args, tmp, brokers, csv, r):
+def bench_postgres(args, tmp, brokers, csv, consumed, r):
     n = args.messages
     pg = servers.Postgres()
     try:
-        tables = ("via_psql", "via_psql_upsert", "via_rtproc", "via_rtproc_upsert")
+        tables = ("via_psql", "via_psql_consumed", "via_psql_upsert", "via_rtproc", "via_rtproc_3",
+                  "via_rtproc_upsert")
         for t in tables:
             pg.sql(TABLE_SQL.format(t))
         psql = [os.path.join(servers.PG_BIN, "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1",
@@ -152,6 +174,11 @@ def bench_postgres(args, tmp, brokers, csv, r):
                                 stderr_path=os.path.join(tmp, "psql.err"))
         ref = line("psql \\copy", n, wall, cpu, rss)
         pg.sql("CHECKPOINT", autocommit=True)
+        _, wall, cpu, rss = run(psql + ["-c", f"\\copy via_psql_consumed (symbol, ts, seq, price, volume) "
+                                              f"FROM '{consumed}' WITH (FORMAT csv, HEADER true)"],
+                                stderr_path=os.path.join(tmp, "psql-consumed.err"))
+        ref_consumed = line("psql \\copy, in consumed order", n, wall, cpu, rss)
+        pg.sql("CHECKPOINT", autocommit=True)
         script = os.path.join(tmp, "upsert.sql")
         with open(script, "w") as f:
             f.write(UPSERT_SQL.format(csv=csv))
@@ -159,12 +186,16 @@ def bench_postgres(args, tmp, brokers, csv, r):
         ref_upsert = line("psql \\copy + INSERT ON CONFLICT", n, wall, cpu, rss)
         pg.sql("CHECKPOINT", autocommit=True)
         out = {}
-        for table, upsert in (("via_rtproc", False), ("via_rtproc_upsert", True)):
-            output = (f"[output.postgres]\nconninfo = {pg.conninfo}\ntable = {table}\ncolumns = {COLUMNS}\n"
-                      + ("upsert_keys = symbol, ts\n" if upsert else ""))
+        runs = (("via_rtproc", "COPY", "connections = 1\n"), ("via_rtproc_3", "COPY x3", "connections = 3\n"),
+                ("via_rtproc_upsert", "upsert", "upsert_keys = symbol, ts\n"))
+        for table, kind, opts in runs:
+            output = f"[output.postgres]\nconninfo = {pg.conninfo}\ntable = {table}\ncolumns = {COLUMNS}\n{opts}"
             wall, cpu, rss, active = run_rtproc(args, tmp, brokers, f"pg-{table}-{r}", output, pg.env())
-            name = "rtproc kafka -> postgres (" + ("upsert)" if upsert else "COPY)")
-            line(name, n, wall, cpu, rss, active, ref, ref)
+            line(f"rtproc kafka -> postgres ({kind})", n, wall, cpu, rss, active, ref, ref)
+            upsert = kind == "upsert"
+            if not upsert:
+                print(f"{'':<36} {n / wall / ref_consumed:6.1%} of psql in consumed order (wall)"
+                      + (f", {n / active / ref_consumed:6.1%} after the join" if active else ""), flush=True)
             if upsert:
                 print(f"{'':<36} {n / wall / ref_upsert:6.1%} of psql's own staged upsert (wall)"
                       + (f", {n / active / ref_upsert:6.1%} after the join" if active else ""), flush=True)
@@ -174,7 +205,7 @@ def bench_postgres(args, tmp, brokers, csv, r):
             got = pg.sql(f"SELECT count(*) FROM {t}")[0][0]
             if got != n:
                 sys.exit(f"{t} holds {got} rows, not {n}")
-        return ref, out
+        return ref, ref_consumed, out
     finally:
         pg.cleanup()
 
@@ -206,19 +237,25 @@ def main():
             t0 = time.perf_counter()
             size, csv = produce(brokers, n, tmp)
             bench_kafka.check_retention(brokers, n)
+            consumed = consumed_csv(brokers, tmp)
             print(f"produced {n:,} ticks ({size / 1e6:.1f} MB of JSON, {bench_kafka.PARTITIONS} partitions) "
                   f"in {time.perf_counter() - t0:.1f} s; CSV {os.path.getsize(csv) / 1e6:.1f} MB", flush=True)
             for r in range(args.repeat):
                 print(f"\nround {r + 1}\n(i) kafka -> postgres", flush=True)
-                ref, out = bench_postgres(args, tmp, brokers, csv, r)
+                ref, ref_consumed, out = bench_postgres(args, tmp, brokers, csv, consumed, r)
                 print("(ii) kafka -> null", flush=True)
                 kref, kwall, kactive = bench_null(args, tmp, brokers, r)
                 w, a = out["via_rtproc"]
+                w3, a3 = out["via_rtproc_3"]
                 wu, au = out["via_rtproc_upsert"]
                 print(f"\nsummary: rtproc/psql \\copy: COPY {n / w / ref:.0%} (after the join "
-                      f"{(n / a / ref if a else 0):.0%}), upsert {n / wu / ref:.0%} (after the join "
+                      f"{(n / a / ref if a else 0):.0%}), COPY x3 {n / w3 / ref:.0%} (after the join "
+                      f"{(n / a3 / ref if a3 else 0):.0%}), upsert {n / wu / ref:.0%} (after the join "
                       f"{(n / au / ref if au else 0):.0%}); rtproc/kcat -G {n / kwall / kref:.0%} "
                       f"(bars: 80%, 90%)", flush=True)
+                print(f"         against psql in consumed order, after the join: COPY "
+                      f"{(n / a / ref_consumed if a else 0):.0%}, COPY x3 "
+                      f"{(n / a3 / ref_consumed if a3 else 0):.0%}", flush=True)
                 if a and kactive:
                     print(f"         kafka -> postgres runs at {kactive / a:.0%} of rtproc's kafka -> null "
                           f"after the join (the input's own ceiling); upsert at {kactive / au:.0%}", flush=True)

@@ -256,14 +256,17 @@ class PostgresOutage(Case):
         self.assertEqual(got, expected(rows))
 
     def terminate_backends(self, pg, p, times):
-        kills = 0
+        """Terminates rtproc's backends until `times` were; returns that
+        count and the most backends seen at once."""
+        kills = most = 0
         deadline = time.monotonic() + 60
         while kills < times and p.poll() is None and time.monotonic() < deadline:
             got = pg.sql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
                          "WHERE application_name = 'rtproc'")
             kills += got[0][0]
+            most = max(most, got[0][0])
             time.sleep(0.01)
-        return kills
+        return kills, most
 
     def test_connections_reset_mid_copy_are_retried_without_loss(self):
         """The backend is terminated 20 times while small transactions
@@ -278,7 +281,7 @@ class PostgresOutage(Case):
         rows = 200000 // (5 if SANITIZED else 1)
         make_csv(csv, rows, symbols=500)
         p = self.start_upserts(pg, csv, "", "batch_size = 500\nreconnect_max_wait = 100ms")
-        kills = self.terminate_backends(pg, p, 20)
+        kills, _ = self.terminate_backends(pg, p, 20)
         _, err = p.communicate(timeout=90)
         err = err.decode()
         self.assertEqual(p.returncode, 0, err)
@@ -301,13 +304,13 @@ class PostgresOutage(Case):
         make_csv(csv, rows, symbols=500)
         p = self.start_upserts(pg, csv, "", "batch_size = 500\nreconnect_max_wait = 100ms\nconnections = 3",
                                keys="")
-        kills = self.terminate_backends(pg, p, 20)
+        kills, most = self.terminate_backends(pg, p, 20)
         _, err = p.communicate(timeout=90)
         err = err.decode()
         self.assertEqual(p.returncode, 0, err)
         self.assertGreaterEqual(kills, 1, "no backend was caught mid-transaction")
-        for i in (1, 2, 3):
-            self.assertIn(f"connection {i}: connected to", err)
+        # not the log: its rate limit may fold one connection's lines into another's
+        self.assertGreaterEqual(most, 2, "the connections never ran side by side")
         got = pg.sql("SELECT count(DISTINCT (symbol, ts, price, volume)), count(DISTINCT (symbol, ts)) FROM ticks")
         self.assertEqual(got[0], (rows, rows))
         # each row counted once, by the transaction that was seen to commit

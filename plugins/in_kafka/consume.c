@@ -201,7 +201,6 @@ static void take_message(kafka_ctx *c, rtp_batch **b, const rd_kafka_message_t *
     if (!c->parts[p].assigned) return;
     /* fetched before a refetch seek, and taken already */
     if (m->offset < c->parts[p].next) return;
-    c->taken++;
     rtp_metric_add(c->m_messages, 1);
     rtp_metric_add(c->m_bytes, m->len);
     kafka_part_take(c, p, m->offset);
@@ -270,8 +269,9 @@ static void on_refetch(uv_timer_t *t)
 {
     kafka_ctx *c = t->data;
     if (c->stopping || rtp_input_paused(c->ins)) return;
-    if (c->taken != c->taken_at_arm || rd_kafka_queue_length(c->queue) > 0) return;
-    if (kafka_refetch(c)) c->taken_at_wake = c->taken;
+    int64_t taken = rtp_metric_value(c->m_messages);
+    if (taken != c->taken_at_arm || rd_kafka_queue_length(c->queue) > 0) return;
+    if (kafka_refetch(c)) c->taken_at_wake = taken;
 }
 
 /* The queue ran dry: if it stays dry for REFETCH_MS, see whether the
@@ -281,8 +281,9 @@ static void on_refetch(uv_timer_t *t)
 static void arm_refetch(kafka_ctx *c)
 {
     if (!c->refetch_wakes || uv_is_active((uv_handle_t *)&c->refetch)) return;
-    if (c->taken == c->taken_at_wake) return;
-    c->taken_at_arm = c->taken;
+    int64_t taken = rtp_metric_value(c->m_messages);
+    if (taken == c->taken_at_wake) return;
+    c->taken_at_arm = taken;
     uv_timer_start(&c->refetch, on_refetch, REFETCH_MS, 0);
 }
 

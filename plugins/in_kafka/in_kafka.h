@@ -87,8 +87,7 @@ typedef struct kafka_ctx {
     uv_timer_t hold;   /* backpressure lasting HOLD_MS pauses the partitions */
     uv_timer_t refetch; /* the queue ran dry with messages left at the broker */
     bool refetch_wakes; /* librdkafka < 2.2: wake its fetcher ourselves (consume.c) */
-    uint64_t taken;     /* messages taken so far */
-    uint64_t taken_at_arm, taken_at_wake;
+    int64_t taken_at_arm, taken_at_wake; /* m_messages then */
     bool handles_open;
     bool partitions_paused; /* backpressure lasted HOLD_MS: the partitions are paused */
     bool stopping;  /* stop was called: closing the consumer */

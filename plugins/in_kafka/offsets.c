@@ -279,15 +279,24 @@ void kafka_pause_assigned(kafka_ctx *c, bool pause)
     rd_kafka_topic_partition_list_destroy(l);
 }
 
+/* Messages at the broker past what p took, from the high watermark
+ * librdkafka caches from fetch responses (no request, nothing blocks); -1
+ * when unknown: not assigned, nothing taken yet, or no watermark yet. */
+static int64_t part_lag(const kafka_ctx *c, const kafka_part *p)
+{
+    int64_t lo = -1, hi = -1;
+    if (!p->assigned || p->next < 0) return -1;
+    if (rd_kafka_get_watermark_offsets(c->rk, p->topic, p->partition, &lo, &hi) || hi < 0) return -1;
+    return hi > p->next ? hi - p->next : 0;
+}
+
 bool kafka_refetch(kafka_ctx *c)
 {
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
     for (size_t i = 0; i < c->n_parts; i++) {
         kafka_part *p = &c->parts[i];
-        int64_t lo = -1, hi = -1;
-        if (!p->assigned || p->eof || p->next < 0) continue;
-        if (rd_kafka_get_watermark_offsets(c->rk, p->topic, p->partition, &lo, &hi) || hi <= p->next) continue;
-        rd_kafka_topic_partition_list_add(l, p->topic, p->partition)->offset = p->next;
+        if (!p->eof && part_lag(c, p) > 0)
+            rd_kafka_topic_partition_list_add(l, p->topic, p->partition)->offset = p->next;
     }
     bool any = l->cnt > 0;
     if (any) report(c, "seek", rd_kafka_seek_partitions(c->rk, l, 0));
@@ -295,17 +304,14 @@ bool kafka_refetch(kafka_ctx *c)
     return any;
 }
 
-/* From the high watermarks librdkafka caches from fetch responses: no
- * request, nothing blocks. A partition not read from yet counts 0. */
+/* A partition not read from yet counts 0. */
 void kafka_update_lag(kafka_ctx *c)
 {
     int64_t total = 0;
     for (size_t i = 0; i < c->n_parts; i++) {
         kafka_part *p = &c->parts[i];
-        int64_t lo = -1, hi = -1;
-        if (!p->assigned || p->next < 0) continue;
-        if (rd_kafka_get_watermark_offsets(c->rk, p->topic, p->partition, &lo, &hi) || hi < 0) continue;
-        int64_t lag = hi > p->next ? hi - p->next : 0;
+        int64_t lag = part_lag(c, p);
+        if (lag < 0) continue;
         rtp_metric_set(p->lag, lag);
         total += lag;
     }

@@ -238,7 +238,6 @@ static int pg_start(rtp_instance *ins, void *ctx)
     c->m.commit_us = rtp_metric_counter(ins, "pg_commit_us_total", "microseconds spent in committed transactions");
     c->m.latency_us = rtp_metric_gauge(ins, "pg_commit_latency_us", "duration of the last committed transaction");
     c->m.bisections = rtp_metric_counter(ins, "pg_bisections", "failed transactions split to isolate bad rows");
-    c->links[0].started = true;
     pg_conn_start(&c->links[0]);
     return 0;
 }
@@ -359,11 +358,9 @@ void pg_connected(pg_link *l)
  * would read as bad rows). */
 static void start_links(pg_ctx *c)
 {
-    for (size_t i = 1; i < c->nlinks; i++) {
-        if (c->links[i].started) continue;
-        c->links[i].started = true;
-        pg_conn_start(&c->links[i]);
-    }
+    if (c->others_started) return;
+    c->others_started = true;
+    for (size_t i = 1; i < c->nlinks; i++) pg_conn_start(&c->links[i]);
 }
 
 /* Acknowledges, in arrival order, every batch whose rows are all done. */

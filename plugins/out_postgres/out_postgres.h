@@ -80,7 +80,6 @@ typedef struct pg_link {
     uv_timer_t timer;  /* connect timeout, reconnect backoff, retry wait */
     unsigned attempts; /* failed connection attempts in a row */
     bool setup_done;   /* on this connection */
-    bool started;
     bool connected_once;
 
     pg_unit *current; /* running */
@@ -119,6 +118,7 @@ typedef struct pg_ctx {
 
     pg_link *links;
     size_t nlinks;
+    bool others_started; /* links after the first: see start_links */
     uv_timer_t linger; /* flush_interval */
     bool stopping;
     bool flushing;

@@ -71,6 +71,10 @@ COMMIT;
 """
 
 
+def csv_line(sym, ts, seq, price, vol):
+    return f"{sym},{ts},{seq},{price!r},{vol}\n"
+
+
 def produce(brokers, n, tmp):
     """kcat -P of n ticks keyed by seq; the same rows into ticks.csv.
     Returns (bytes of JSON, CSV path)."""
@@ -88,7 +92,7 @@ def produce(brokers, n, tmp):
             payload = f'{{"symbol":"{sym}","ts":{ts},"seq":{i},"price":{price!r},"volume":{vol}}}'
             size += len(payload)
             kbuf.append(f"{i}:{payload}\n")
-            cbuf.append(f"{sym},{ts},{i},{price!r},{vol}\n")
+            cbuf.append(csv_line(sym, ts, i, price, vol))
             if len(kbuf) == 100000:
                 k.write("".join(kbuf))
                 c.write("".join(cbuf))
@@ -111,7 +115,7 @@ def consumed_csv(brokers, tmp):
         for line in out.splitlines():
             if line:
                 t = json.loads(line)
-                f.write(f"{t['symbol']},{t['ts']},{t['seq']},{t['price']!r},{t['volume']}\n")
+                f.write(csv_line(t["symbol"], t["ts"], t["seq"], t["price"], t["volume"]))
     return path
 
 

@@ -9,6 +9,7 @@ consumer in its own group so that each reads every message:
 
   (i)  psql \\copy of the CSV into a table                       (reference)
        psql \\copy of the same rows in the order a consumer gets them
+       psql \\copy of the same rows in the order rtproc wrote them
        psql \\copy into a staging table + INSERT ... ON CONFLICT  (reference for upserts)
        rtproc kafka -> postgres, plain COPY, connections = 1 and 3
        rtproc kafka -> postgres, upsert_keys = symbol, ts
@@ -30,6 +31,11 @@ The consumed order is what kcat -G printed, read back into a CSV file: rows
 from 32 partitions interleaved in fetch-sized runs. It fills the table's
 primary key out of order, which costs PostgreSQL more CPU than the produced
 order (docs/postgres.md), and it is what any Kafka consumer hands it.
+No two consumers get quite the same order (it depends on the timing of
+fetches from three brokers), so the rows rtproc wrote with one connection
+are also read back in ctid order (the insertion order: one session, no
+deletes) and loaded by psql: the same rows in the same order, the same
+work for PostgreSQL; only the client differs.
 
 The mock cluster keeps about 5 MB per partition, so the topic has 32
 partitions and the ticks are keyed by sequence number (even spread, as
@@ -166,8 +172,8 @@ def bench_postgres(args, tmp, brokers, csv, consumed, r):
     n = args.messages
     pg = servers.Postgres()
     try:
-        tables = ("via_psql", "via_psql_consumed", "via_psql_upsert", "via_rtproc", "via_rtproc_3",
-                  "via_rtproc_upsert")
+        tables = ("via_psql", "via_psql_consumed", "via_psql_upsert", "via_rtproc", "via_psql_rtproc_order",
+                  "via_rtproc_3", "via_rtproc_upsert")
         for t in tables:
             pg.sql(TABLE_SQL.format(t))
         psql = [os.path.join(servers.PG_BIN, "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1",
@@ -200,6 +206,10 @@ def bench_postgres(args, tmp, brokers, csv, consumed, r):
             if not upsert:
                 print(f"{'':<36} {n / wall / ref_consumed:6.1%} of psql in consumed order (wall)"
                       + (f", {n / active / ref_consumed:6.1%} after the join" if active else ""), flush=True)
+            if table == "via_rtproc":
+                ref_same = psql_same_order(psql, pg, tmp, n)
+                print(f"{'':<36} {n / wall / ref_same:6.1%} of psql in the same order (wall)"
+                      + (f", {n / active / ref_same:6.1%} after the join" if active else ""), flush=True)
             if upsert:
                 print(f"{'':<36} {n / wall / ref_upsert:6.1%} of psql's own staged upsert (wall)"
                       + (f", {n / active / ref_upsert:6.1%} after the join" if active else ""), flush=True)
@@ -212,6 +222,18 @@ def bench_postgres(args, tmp, brokers, csv, consumed, r):
         return ref, ref_consumed, out
     finally:
         pg.cleanup()
+
+
+def psql_same_order(psql, pg, tmp, n):
+    """psql \\copy of via_rtproc's rows in the order rtproc inserted them."""
+    path = os.path.join(tmp, "rtproc-order.csv")
+    subprocess.run(psql + ["-c", f"\\copy (SELECT * FROM via_rtproc ORDER BY ctid) TO '{path}' WITH (FORMAT csv)"],
+                   check=True)
+    pg.sql("CHECKPOINT", autocommit=True)
+    _, wall, cpu, rss = run(psql + ["-c", f"\\copy via_psql_rtproc_order (symbol, ts, seq, price, volume) "
+                                          f"FROM '{path}' WITH (FORMAT csv)"],
+                            stderr_path=os.path.join(tmp, "psql-same.err"))
+    return line("psql \\copy, in rtproc's order", n, wall, cpu, rss)
 
 
 def bench_null(args, tmp, brokers, r):

@@ -30,7 +30,7 @@ static rtp_metric *lag_metric(kafka_ctx *c, const char *topic, int32_t partition
 {
     char name[200];
     int n = snprintf(name, sizeof name, "consumer_lag_%s_%" PRId32, topic, partition);
-    for (int i = 0; i < n && i < (int)sizeof name; i++) /* Prometheus names: [a-zA-Z0-9_] */
+    for (int i = 0; i < n && i < (int)sizeof name - 1; i++) /* Prometheus names: [a-zA-Z0-9_] */
         if (!((name[i] >= 'a' && name[i] <= 'z') || (name[i] >= 'A' && name[i] <= 'Z') ||
               (name[i] >= '0' && name[i] <= '9')))
             name[i] = '_';

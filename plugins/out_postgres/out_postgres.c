@@ -321,9 +321,9 @@ static bool should_write(pg_ctx *c)
 
 /* Starts the next unit on l if it is free: split halves and retries first
  * (they hold the oldest rows), then the batches that wait. */
-static bool schedule_link(pg_ctx *c, pg_link *l)
+static void schedule_link(pg_ctx *c, pg_link *l)
 {
-    if (l->state != PG_READY || l->current || uv_is_active((uv_handle_t *)&l->timer)) return false;
+    if (l->state != PG_READY || l->current || uv_is_active((uv_handle_t *)&l->timer)) return;
     if (c->stack) {
         l->current = c->stack;
         c->stack = c->stack->next;
@@ -332,11 +332,10 @@ static bool schedule_link(pg_ctx *c, pg_link *l)
         c->linger_due = false;
         l->current = unit_from_waiting(c);
     } else {
-        return false;
+        return;
     }
     format_unit(l, l->current);
     pg_run_unit(l);
-    return true;
 }
 
 void pg_schedule(pg_ctx *c)
@@ -459,7 +458,10 @@ void pg_unit_failed(pg_link *l, bool connection_lost)
         return;
     }
     rtp_error(c->ins, "transaction failed (SQLSTATE %s): %s; retrying", l->sqlstate, l->error ? l->error : "?");
-    push_unit(c, u);
+    /* the unit stays on this connection and runs again when its wait is
+     * over: on the shared stack, another free connection would retry it at
+     * once, without backoff */
+    l->current = u;
     pg_retry_later(l);
 }
 

@@ -147,8 +147,8 @@ static void on_timer(uv_timer_t *t)
         pg_retry_later(l);
     } else if (l->state == PG_DOWN) {
         pg_conn_start(l);
-    } else {
-        pg_schedule(l->c); /* the wait after a failed transaction is over */
+    } else if (l->current) {
+        pg_run_unit(l); /* the wait after a failed transaction is over */
     }
 }
 

@@ -316,6 +316,47 @@ class PostgresOutage(Case):
         # each row counted once, by the transaction that was seen to commit
         self.assertEqual(metric(err, "output:postgres", "pg_rows_written"), rows)
 
+    def test_a_missing_table_is_retried_with_backoff_on_each_connection(self):
+        """The table is renamed away for 2 s while three connections load
+        it: every transaction fails (42P01, not bad rows, not a lost
+        connection), waits with backoff and is retried on its own
+        connection, so the retries stay paced: before, the unit went back
+        to the shared queue, where another free connection took it at once.
+        Once the table is back, every row lands exactly once."""
+        pg = servers.Postgres()
+        self.addCleanup(pg.cleanup)
+        csv = os.path.join(self.dir, "in.csv")
+        rows, rate = (30000, 5000) if SANITIZED else (120000, 20000)
+        make_csv(csv, rows, symbols=500)
+        p = self.start_upserts(pg, csv, f"rate = {rate}",
+                               "batch_size = 500\nreconnect_max_wait = 400ms\nconnections = 3", keys="")
+        deadline = time.monotonic() + 30
+        # each past its create_table (which would make a new ticks): at a COPY
+        while pg.sql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'rtproc' "
+                     "AND query LIKE 'COPY %'")[0][0] < 3:
+            self.assertLess(time.monotonic(), deadline, "the three connections never ran a COPY")
+            time.sleep(0.01)
+
+        def rollbacks():
+            return pg.sql("SELECT xact_rollback FROM pg_stat_database WHERE datname = current_database()")[0][0]
+
+        before = rollbacks()
+        pg.sql("ALTER TABLE ticks RENAME TO ticks_away")
+        time.sleep(2)
+        pg.sql("ALTER TABLE ticks_away RENAME TO ticks")
+        time.sleep(0.6)  # the statistics collector's report interval is 0.5 s
+        failed = rollbacks() - before
+        _, err = p.communicate(timeout=90)
+        err = err.decode()
+        self.assertEqual(p.returncode, 0, err)
+        self.assertIn("SQLSTATE 42P01", err)
+        # per connection: waits from 100 ms doubling to 400 ms, each 50-100%
+        # of its step, so at most about 2.6 s / 0.2 s + 4 tries each
+        self.assertGreaterEqual(failed, 1, "no transaction failed while the table was away")
+        self.assertLessEqual(failed, 3 * 17, f"{failed} failed transactions in 2 s: retries were not paced")
+        got = pg.sql("SELECT count(*), count(DISTINCT (symbol, ts)) FROM ticks")[0]
+        self.assertEqual(got, (rows, rows))
+        self.assertEqual(metric(err, "output:postgres", "pg_rows_written"), rows)
 
 if __name__ == "__main__":
     unittest.main()

@@ -33,8 +33,6 @@ typedef struct wa_list {
 int wa_parse(const char *text, wa_list *out, char *err, size_t errcap);
 void wa_list_free(wa_list *l);
 
-/* The field an aggregate reads from r, or NULL when it is absent. */
-
 /* The running state of one aggregate in one window. The string buffer of
  * first/last survives wa_reset so a recycled window does not allocate. */
 typedef struct wa_state {

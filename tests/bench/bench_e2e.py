@@ -60,7 +60,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, "../.."))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(ROOT, "tests/integration"))
-import bench_kafka  # noqa: E402  (kcat_cmd, log_time, check_retention, PARTITIONS)
+import bench_kafka  # noqa: E402  (kcat_cmd, rtproc_conf, rtproc_active, check_retention, PARTITIONS)
 from measure import run  # noqa: E402
 import servers  # noqa: E402
 
@@ -125,32 +125,11 @@ def consumed_csv(brokers, tmp):
     return path
 
 
-def rtproc_active(err_path):
-    """Seconds from the first assignment to the last log line (the metrics
-    summary written at exit, after the last delivery)."""
-    start = end = None
-    for line in open(err_path):
-        if start is None and "assigned" in line:
-            start = bench_kafka.log_time(line)
-        if line[:4].isdigit():
-            end = bench_kafka.log_time(line)
-    return end - start if start is not None and end is not None else None
-
-
-def rtproc_conf(tmp, brokers, group, output, rdkafka=()):
-    path = os.path.join(tmp, f"{group}.conf")
-    props = "".join(f"rdkafka.{p.replace('=', ' = ', 1)}\n" for p in rdkafka)
-    with open(path, "w") as f:
-        f.write(f"[service]\nlog_level = info\n[input.kafka]\nbrokers = {brokers}\ntopics = ticks\n"
-                f"group_id = {group}\nexit_on_eof = true\n{props}{output}")
-    return path
-
-
 def run_rtproc(args, tmp, brokers, group, output, env=None):
     err = os.path.join(tmp, f"{group}.err")
-    cmd = [os.path.join(args.build, "rtproc"), "-c", rtproc_conf(tmp, brokers, group, output, args.rdkafka)]
-    _, wall, cpu, rss = run(cmd, env=env, stderr_path=err)
-    return wall, cpu, rss, rtproc_active(err)
+    conf = bench_kafka.rtproc_conf(tmp, brokers, group, output, args.rdkafka)
+    _, wall, cpu, rss = run([os.path.join(args.build, "rtproc"), "-c", conf], env=env, stderr_path=err)
+    return wall, cpu, rss, bench_kafka.rtproc_active(err, args.messages, end_marker="")
 
 
 def line(name, n, wall, cpu=None, rss=None, active=None, ref=None, ref_active=None):

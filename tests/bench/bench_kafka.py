@@ -76,11 +76,13 @@ def check_retention(brokers, n):
         sys.exit(f"the mock cluster dropped messages (watermarks {marks}): use fewer --messages")
 
 
-def rtproc_conf(tmp, brokers, group):
+def rtproc_conf(tmp, brokers, group, output="[output.null]\n", rdkafka=()):
+    """A pipeline reading the topic in its own group; rdkafka: PROP=VALUE."""
     path = os.path.join(tmp, f"{group}.conf")
+    props = "".join(f"rdkafka.{p.replace('=', ' = ', 1)}\n" for p in rdkafka)
     with open(path, "w") as f:
         f.write(f"[service]\nlog_level = info\n[input.kafka]\nbrokers = {brokers}\ntopics = ticks\n"
-                f"group_id = {group}\nexit_on_eof = true\n[output.null]\n")
+                f"group_id = {group}\nexit_on_eof = true\n{props}{output}")
     return path
 
 
@@ -89,14 +91,18 @@ def log_time(line):
     return datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
 
-def rtproc_active(err_path, n):
-    """Seconds from the assignment to the last partition's end, from the log."""
+def rtproc_active(err_path, n, end_marker="read to its end"):
+    """Seconds from the assignment to the last log line holding end_marker
+    ("" for the last line: the metrics summary, after the last delivery),
+    from the log; exits unless n messages were consumed."""
     start = end = None
     consumed = 0
     for line in open(err_path):
+        if not line[:4].isdigit():
+            continue
         if "assigned" in line and start is None:
             start = log_time(line)
-        if "read to its end" in line:
+        if end_marker in line:
             end = log_time(line)
         m = re.search(r"messages_consumed=(\d+)", line)
         if m:

@@ -302,9 +302,15 @@ class PostgresOutage(Case):
         csv = os.path.join(self.dir, "in.csv")
         rows = 200000 // (5 if SANITIZED else 1)
         make_csv(csv, rows, symbols=500)
-        p = self.start_upserts(pg, csv, "", "batch_size = 500\nreconnect_max_wait = 100ms\nconnections = 3",
-                               keys="")
-        kills, most = self.terminate_backends(pg, p, 20)
+        # paced to about 4 s, so that the load outlasts the other connections' opening
+        p = self.start_upserts(pg, csv, f"rate = {rows // 4}",
+                               "batch_size = 500\nreconnect_max_wait = 100ms\nconnections = 3", keys="")
+        # seen before the kills: a kill loop at 10 ms can keep all but one down
+        most, deadline = 0, time.monotonic() + 30
+        while most < 2 and p.poll() is None and time.monotonic() < deadline:
+            most = pg.sql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'rtproc'")[0][0]
+            time.sleep(0.01)
+        kills, _ = self.terminate_backends(pg, p, 20)
         _, err = p.communicate(timeout=90)
         err = err.decode()
         self.assertEqual(p.returncode, 0, err)

@@ -21,11 +21,7 @@ typedef struct stdout_ctx {
     char *time_key;
     char *tag_key;
     rtp_instance *ins;
-    uv_stream_t *stream; /* pipe or tty; NULL: a file, written with uv_fs_write */
-    union {
-        uv_pipe_t pipe;
-        uv_tty_t tty;
-    } handle;
+    uv_stream_t *stream; /* the shared fd 1 stream; NULL: a file, written with uv_fs_write */
     uv_write_t wreq;
     uv_fs_t req;
     rtp_sbuf out;
@@ -189,27 +185,59 @@ static int stdout_init(rtp_instance *ins, void *ctx)
     return 0;
 }
 
+/* ---- the one stream on fd 1 ------------------------------------------------- */
+
+/* Every instance writes through one handle. libuv keeps a single watcher per
+ * file descriptor, so a second pipe handle on fd 1 never heard that the pipe
+ * had room again: with two stdout outputs and a slow reader the run hung.
+ * uv_write queues requests per handle, so sharing keeps each batch whole. */
+static struct {
+    int users;
+    uv_loop_t *loop;
+    uv_stream_t *stream; /* NULL when fd 1 is a file (or could not be opened) */
+    union {
+        uv_pipe_t pipe;
+        uv_tty_t tty;
+    } handle;
+} fd1;
+
+static uv_stream_t *fd1_open(uv_loop_t *loop)
+{
+    uv_handle_type type = uv_guess_handle(1);
+    if (type == UV_TTY && uv_tty_init(loop, &fd1.handle.tty, 1, 0) == 0) return (uv_stream_t *)&fd1.handle.tty;
+    if (type != UV_NAMED_PIPE) return NULL;
+    uv_pipe_init(loop, &fd1.handle.pipe, 0);
+    if (uv_pipe_open(&fd1.handle.pipe, 1) == 0) return (uv_stream_t *)&fd1.handle.pipe;
+    uv_close((uv_handle_t *)&fd1.handle.pipe, NULL);
+    return NULL;
+}
+
 static int stdout_start(rtp_instance *ins, void *ctx)
 {
     stdout_ctx *c = ctx;
     uv_loop_t *loop = rtp_instance_loop(ins);
-    uv_handle_type type = uv_guess_handle(1);
-    if (type == UV_TTY && uv_tty_init(loop, &c->handle.tty, 1, 0) == 0) {
-        c->stream = (uv_stream_t *)&c->handle.tty;
-    } else if (type == UV_NAMED_PIPE) {
-        uv_pipe_init(loop, &c->handle.pipe, 0);
-        if (uv_pipe_open(&c->handle.pipe, 1) == 0)
-            c->stream = (uv_stream_t *)&c->handle.pipe;
-        else
-            uv_close((uv_handle_t *)&c->handle.pipe, NULL);
+    if (fd1.users && fd1.loop != loop) {
+        rtp_error(ins, "standard output is already written by another engine in this process");
+        return -1;
     }
+    if (fd1.users++ == 0) {
+        fd1.loop = loop;
+        fd1.stream = fd1_open(loop);
+    }
+    c->stream = fd1.stream;
     return 0;
 }
 
+/* The last instance to stop closes the stream, which cancels every write
+ * still waiting on a reader that went away. */
 static void stdout_stop(rtp_instance *ins, void *ctx)
 {
     stdout_ctx *c = ctx;
-    if (c->stream) uv_close((uv_handle_t *)c->stream, NULL);
+    c->stream = NULL;
+    if (--fd1.users == 0 && fd1.stream) {
+        uv_close((uv_handle_t *)fd1.stream, NULL);
+        fd1.stream = NULL;
+    }
 }
 
 static void stdout_destroy(rtp_instance *ins, void *ctx)

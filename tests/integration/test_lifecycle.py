@@ -3,6 +3,7 @@ crashes, a sink that stops reading, and the exit codes."""
 import json
 import os
 import signal
+import subprocess
 import threading
 import time
 import unittest
@@ -131,6 +132,37 @@ class Lifecycle(Case):
         self.assertEqual(count, rows)
         self.assertIn(b"paused", errs[0])
         self.assertIn(b"resumed", errs[0])
+
+    def test_two_stdout_outputs_share_a_slow_pipe_and_finish(self):
+        # Both outputs write fd 1. With a handle each, libuv watched the fd for
+        # one of them only, and once the pipe was full the other waited for ever.
+        path = os.path.join(self.dir, "mixed.csv")
+        with open(path, "w") as f:
+            f.write("seq,name\n")
+            for i in range(60_000):
+                f.write(f"{i},n{i}\n" if i % 3 else "oops\n")
+        p = self.start(f"""
+            [input.csv]
+            path = {path}
+            exit_on_eof = true
+            [output.data]
+            plugin = stdout
+            match = csv
+            [output.errors]
+            plugin = stdout
+            match = error.*
+            """)
+        time.sleep(1.0)  # nobody reads yet: the pipe fills with both outputs' lines
+        try:
+            out, err = p.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.communicate()
+            self.fail("rtproc hung on a full stdout pipe shared by two outputs")
+        self.assertEqual(p.returncode, 0, err.decode()[-2000:])
+        lines = [json.loads(l) for l in out.splitlines()]
+        self.assertEqual(sorted(x["seq"] for x in lines if "seq" in x), [i for i in range(60_000) if i % 3])
+        self.assertEqual(sum(1 for x in lines if "error" in x), 20_000)
 
     def test_grace_period_bounds_a_stuck_shutdown(self):
         path = os.path.join(self.dir, "big.csv")

@@ -153,11 +153,8 @@ static int instance_configure(rtp_instance *ins)
     if (rtp_options_apply(ins->plugin->options, ins->sec, ins->ctx) < 0) return -1;
     if (rtp_options_check_unused(ins->sec, tables, 2) < 0) return -1;
     if (ins->kind == RTP_INPUT && !ins->conf.tag) ins->conf.tag = rtp_xstrdup(ins->name);
-    /* read only from plugins built for 1.1 or later: older descriptors end before it */
-    const rtp_plugin *p = ins->plugin;
-    if (ins->kind == RTP_OUTPUT && p->abi_minor >= 1 && p->default_max_inflight &&
-        !rtp_config_get(ins->sec, "max_inflight"))
-        ins->conf.max_inflight = p->default_max_inflight;
+    uint32_t own = rtp_plugin_default_max_inflight(ins->plugin);
+    if (own && !rtp_config_get(ins->sec, "max_inflight")) ins->conf.max_inflight = own;
     return check_conf(ins);
 }
 

@@ -179,6 +179,11 @@ size_t rtp_loader_load_all(void)
     return failed;
 }
 
+uint32_t rtp_plugin_default_max_inflight(const rtp_plugin *p)
+{
+    return p->kind == RTP_OUTPUT && p->abi_minor >= 1 ? p->default_max_inflight : 0;
+}
+
 size_t rtp_loader_count(void)
 {
     return n_plugins;

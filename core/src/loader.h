@@ -3,6 +3,7 @@
 #define RTP_LOADER_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "rtproc/plugin.h"
 
@@ -21,6 +22,10 @@ size_t rtp_loader_load_all(void);
 size_t rtp_loader_count(void);
 const rtp_plugin *rtp_loader_get(size_t i, const char **path);
 void rtp_loader_unload_all(void);
+
+/* An output's own default max_inflight, 0 when it has none. Read only from
+ * plugins built for ABI 1.1 or later: older descriptors end before it. */
+uint32_t rtp_plugin_default_max_inflight(const rtp_plugin *p);
 
 const char *rtp_kind_name(rtp_kind kind);   /* "input" */
 const char *rtp_kind_prefix(rtp_kind kind); /* "in" */

@@ -204,9 +204,8 @@ static int help_plugin(const char *name)
            rtp_kind_name(p->kind));
     rtp_options_print_help(stdout, rtp_instance_options(p->kind));
     rtp_options_print_help(stdout, p->options);
-    if (p->kind == RTP_OUTPUT && p->abi_minor >= 1 && p->default_max_inflight)
-        printf("\nthis plugin's default max_inflight is %u (the table above gives the engine's)\n",
-               p->default_max_inflight);
+    uint32_t own = rtp_plugin_default_max_inflight(p);
+    if (own) printf("\nthis plugin's default max_inflight is %u (the table above gives the engine's)\n", own);
     return 0;
 }
 
@@ -232,8 +231,8 @@ static void print_schema(void)
         rtp_json_write_string(&sb, p->description, strlen(p->description));
         fwrite(sb.data, 1, sb.len, stdout);
         rtp_sbuf_free(&sb);
-        if (p->kind == RTP_OUTPUT && p->abi_minor >= 1 && p->default_max_inflight)
-            printf(",\"default_max_inflight\":%u", p->default_max_inflight);
+        uint32_t own = rtp_plugin_default_max_inflight(p);
+        if (own) printf(",\"default_max_inflight\":%u", own);
         printf(",\"options\":");
         rtp_options_print_schema(stdout, p->options);
         printf("}");

@@ -386,7 +386,6 @@ int kafka_loop_start(kafka_ctx *c)
     uv_timer_init(loop, &c->refetch);
     c->poll.data = c->tick.data = c->more.data = c->commit.data = c->lag_timer.data = c->hold.data = c;
     c->refetch.data = c;
-    c->refetch_wakes = rd_kafka_version() < KAFKA_FETCH_BACKOFF_VERSION;
     c->handles_open = true;
     uv_poll_start(&c->poll, UV_READABLE, on_wake);
     uv_timer_start(&c->tick, on_tick, TICK_MS, TICK_MS);

@@ -19,6 +19,11 @@
 
 #include "in_kafka.h"
 
+/* How long stop lets the consumer leave its group: under the engine's 3 s
+ * for plugins to finish, so a broker that does not answer cannot hold the
+ * exit; the group then times the member out instead. */
+#define CLOSE_WAIT_MS 2500
+
 #define OFF(f) offsetof(kafka_ctx, f)
 static const rtp_option kafka_options[] = {
     {"brokers", RTP_OPT_STR, NULL, RTP_OPT_REQUIRED, OFF(brokers),
@@ -109,9 +114,8 @@ static int build_conf(kafka_ctx *c)
         {"log.queue", "true"},                     {"client.id", "rtproc"}};
     for (size_t i = 0; i < sizeof defaults / sizeof *defaults; i++)
         if (conf_set(c, defaults[i][0], defaults[i][1], "rdkafka.") < 0) return -1;
-    if (rd_kafka_version() >= KAFKA_FETCH_BACKOFF_VERSION &&
-        conf_set(c, "fetch.queue.backoff.ms", "20", "rdkafka.") < 0)
-        return -1;
+    c->refetch_wakes = rd_kafka_version() < KAFKA_FETCH_BACKOFF_VERSION;
+    if (!c->refetch_wakes && conf_set(c, "fetch.queue.backoff.ms", "20", "rdkafka.") < 0) return -1;
     for (size_t i = 0; i < c->rdkafka.n; i++) {
         snprintf(full, sizeof full, "rdkafka.%s", c->rdkafka.keys[i]);
         if (check_owned(c->ins, c->rdkafka.keys[i]) < 0 ||
@@ -316,7 +320,7 @@ static void kafka_stop(rtp_instance *ins, void *ctx)
         rtp_warn(ins, "closing the consumer: %s", rd_kafka_error_string(e));
         rd_kafka_error_destroy(e);
     }
-    c->close_deadline = uv_now(rtp_instance_loop(ins)) + 2500;
+    c->close_deadline = uv_now(rtp_instance_loop(ins)) + CLOSE_WAIT_MS;
     kafka_consume(c);
 }
 

@@ -91,7 +91,6 @@ typedef struct kafka_ctx {
     bool handles_open;
     bool partitions_paused; /* backpressure lasted HOLD_MS: the partitions are paused */
     bool stopping;  /* stop was called: closing the consumer */
-    bool closed;    /* the consumer finished closing (or gave up) */
     bool finished;  /* exit_on_eof reported */
     uint64_t close_deadline;
 

@@ -5,7 +5,10 @@
  * batch is acknowledged only once the kernel took every byte, so a reader
  * that stops reading holds the batch, not the loop: the inputs pause through
  * backpressure instead of memory growing, and at shutdown closing the
- * stream cancels a write that would otherwise wait for ever. */
+ * stream cancels a write that would otherwise wait for ever.
+ *
+ * Each batch in flight has its own request and text (max_inflight may be
+ * more than 1), and every instance shares one handle on fd 1 (below). */
 #include <errno.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -21,12 +24,6 @@ typedef struct stdout_ctx {
     char *time_key;
     char *tag_key;
     rtp_instance *ins;
-    uv_stream_t *stream; /* the shared fd 1 stream; NULL: a file, written with uv_fs_write */
-    uv_write_t wreq;
-    uv_fs_t req;
-    rtp_sbuf out;
-    size_t written;
-    rtp_batch *batch; /* being written */
 } stdout_ctx;
 
 #define OFF(f) offsetof(stdout_ctx, f)
@@ -74,9 +71,8 @@ static void logfmt_field(rtp_sbuf *out, const rtp_field *f)
     }
 }
 
-static void logfmt_record(stdout_ctx *c, const rtp_record *r, const char *tag)
+static void logfmt_record(const stdout_ctx *c, rtp_sbuf *out, const rtp_record *r, const char *tag)
 {
-    rtp_sbuf *out = &c->out;
     size_t start = out->len;
     if (c->time_key) {
         char ts[40];
@@ -100,97 +96,27 @@ static void logfmt_record(stdout_ctx *c, const rtp_record *r, const char *tag)
     }
 }
 
-/* ---- writing ---------------------------------------------------------------- */
-
-static void format_batch(stdout_ctx *c, rtp_batch *b)
-{
-    rtp_json_write_opts opts = {c->time_key, c->tag_key, rtp_batch_tag(b)};
-    c->out.len = 0;
-    for (size_t i = 0; i < rtp_batch_count(b); i++) {
-        const rtp_record *r = rtp_batch_record(b, i);
-        if (c->format == FORMAT_JSON)
-            rtp_json_write_record(&c->out, r, &opts);
-        else
-            logfmt_record(c, r, opts.tag);
-        rtp_sbuf_append(&c->out, "\n", 1);
-    }
-}
-
-static void write_rest(stdout_ctx *c);
-
-static void on_written(uv_fs_t *req)
-{
-    stdout_ctx *c = req->data;
-    ssize_t n = req->result;
-    uv_fs_req_cleanup(req);
-    if (n < 0 && n != UV_EAGAIN && n != UV_EINTR) {
-        rtp_error(c->ins, "write to stdout failed: %s", uv_strerror((int)n));
-        rtp_batch *b = c->batch;
-        c->batch = NULL;
-        rtp_output_done(c->ins, b, RTP_RETRY);
-        return;
-    }
-    if (n > 0) c->written += (size_t)n;
-    if (c->written < c->out.len) {
-        write_rest(c);
-        return;
-    }
-    rtp_batch *b = c->batch;
-    c->batch = NULL;
-    rtp_output_done(c->ins, b, RTP_OK);
-}
-
-static void write_rest(stdout_ctx *c)
-{
-    uv_buf_t buf = uv_buf_init(c->out.data + c->written, (unsigned)(c->out.len - c->written));
-    c->req.data = c;
-    int rc = uv_fs_write(rtp_instance_loop(c->ins), &c->req, 1, &buf, 1, -1, on_written);
-    if (rc < 0) {
-        rtp_error(c->ins, "cannot write to stdout: %s", uv_strerror(rc));
-        rtp_batch *b = c->batch;
-        c->batch = NULL;
-        rtp_output_done(c->ins, b, RTP_RETRY);
-    }
-}
-
-static void on_stream_written(uv_write_t *req, int status)
-{
-    stdout_ctx *c = req->data;
-    rtp_batch *b = c->batch;
-    c->batch = NULL;
-    if (status < 0 && status != UV_ECANCELED) rtp_error(c->ins, "write to stdout failed: %s", uv_strerror(status));
-    rtp_output_done(c->ins, b, status < 0 ? RTP_RETRY : RTP_OK);
-}
-
-static void stdout_write(rtp_instance *ins, void *ctx, rtp_batch *b)
-{
-    stdout_ctx *c = ctx;
-    format_batch(c, b);
-    c->batch = b;
-    c->written = 0;
-    if (!c->stream) {
-        write_rest(c);
-        return;
-    }
-    uv_buf_t buf = uv_buf_init(c->out.data, (unsigned)c->out.len);
-    c->wreq.data = c;
-    int rc = uv_write(&c->wreq, c->stream, &buf, 1, on_stream_written);
-    if (rc < 0) on_stream_written(&c->wreq, rc);
-}
-
-static int stdout_init(rtp_instance *ins, void *ctx)
-{
-    stdout_ctx *c = ctx;
-    c->ins = ins;
-    return 0;
-}
-
 /* ---- the one stream on fd 1 ------------------------------------------------- */
+
+/* A batch on its way to fd 1: its text and the request libuv runs for it. */
+typedef struct pending {
+    union {
+        uv_write_t stream;
+        uv_fs_t fs;
+    } req;
+    struct pending *next; /* a file: the writes queued behind this one */
+    stdout_ctx *c;
+    rtp_batch *batch;
+    rtp_sbuf text;
+    size_t written;
+} pending;
 
 /* Every instance writes through one handle. libuv keeps a single watcher per
  * file descriptor, so a second pipe handle on fd 1 never heard that the pipe
  * had room again: with two stdout outputs and a slow reader the run hung.
- * uv_write queues requests per handle, so sharing keeps each batch whole. */
+ * uv_write queues requests per handle, which keeps batches whole and in
+ * order; a file gets the same from a queue of one write at a time, as two
+ * thread-pool writes could land in either order. */
 static struct {
     int users;
     uv_loop_t *loop;
@@ -199,7 +125,11 @@ static struct {
         uv_pipe_t pipe;
         uv_tty_t tty;
     } handle;
+    pending *head, *tail; /* a file: the write running, then those waiting */
 } fd1;
+
+/* libuv takes unsigned lengths: a batch's text goes in pieces of this. */
+#define PIECE ((size_t)1 << 30)
 
 static uv_stream_t *fd1_open(uv_loop_t *loop)
 {
@@ -212,9 +142,124 @@ static uv_stream_t *fd1_open(uv_loop_t *loop)
     return NULL;
 }
 
-static int stdout_start(rtp_instance *ins, void *ctx)
+/* ---- writing ---------------------------------------------------------------- */
+
+static void format_batch(const stdout_ctx *c, rtp_sbuf *out, rtp_batch *b)
+{
+    rtp_json_write_opts opts = {c->time_key, c->tag_key, rtp_batch_tag(b)};
+    for (size_t i = 0; i < rtp_batch_count(b); i++) {
+        const rtp_record *r = rtp_batch_record(b, i);
+        if (c->format == FORMAT_JSON)
+            rtp_json_write_record(out, r, &opts);
+        else
+            logfmt_record(c, out, r, opts.tag);
+        rtp_sbuf_append(out, "\n", 1);
+    }
+}
+
+static void finish(pending *p, int status)
+{
+    rtp_output_done(p->c->ins, p->batch, status);
+    rtp_sbuf_free(&p->text);
+    free(p);
+}
+
+static void on_stream_written(uv_write_t *req, int status)
+{
+    pending *p = req->data;
+    if (status < 0 && status != UV_ECANCELED)
+        rtp_error(p->c->ins, "write to stdout failed: %s", uv_strerror(status));
+    finish(p, status < 0 ? RTP_RETRY : RTP_OK);
+}
+
+static void stream_write(pending *p)
+{
+    size_t n = (p->text.len + PIECE - 1) / PIECE;
+    uv_buf_t one = {0}, *bufs = n > 1 ? rtp_xmalloc(n * sizeof *bufs) : &one;
+    for (size_t i = 0; i < n; i++) {
+        size_t off = i * PIECE, len = p->text.len - off;
+        bufs[i] = uv_buf_init(p->text.data + off, (unsigned)(len < PIECE ? len : PIECE));
+    }
+    p->req.stream.data = p;
+    int rc = uv_write(&p->req.stream, fd1.stream, bufs, (unsigned)n, on_stream_written); /* copies bufs */
+    if (bufs != &one) free(bufs);
+    if (rc < 0) on_stream_written(&p->req.stream, rc);
+}
+
+static void file_next(void);
+
+static void on_file_written(uv_fs_t *req)
+{
+    pending *p = req->data;
+    ssize_t n = req->result;
+    uv_fs_req_cleanup(req);
+    if (n < 0 && n != UV_EAGAIN && n != UV_EINTR) {
+        rtp_error(p->c->ins, "write to stdout failed: %s", uv_strerror((int)n));
+    } else {
+        if (n > 0) p->written += (size_t)n;
+        if (p->written < p->text.len) {
+            file_next(); /* the rest of the same batch */
+            return;
+        }
+    }
+    fd1.head = p->next;
+    if (!fd1.head) fd1.tail = NULL;
+    finish(p, n < 0 && n != UV_EAGAIN && n != UV_EINTR ? RTP_RETRY : RTP_OK);
+    file_next();
+}
+
+/* Starts (or continues) the write at the head of the queue. */
+static void file_next(void)
+{
+    pending *p = fd1.head;
+    if (!p) return;
+    size_t len = p->text.len - p->written;
+    uv_buf_t buf = uv_buf_init(p->text.data + p->written, (unsigned)(len < PIECE ? len : PIECE));
+    p->req.fs.data = p;
+    int rc = uv_fs_write(fd1.loop, &p->req.fs, 1, &buf, 1, -1, on_file_written);
+    if (rc < 0) {
+        rtp_error(p->c->ins, "cannot write to stdout: %s", uv_strerror(rc));
+        fd1.head = p->next;
+        if (!fd1.head) fd1.tail = NULL;
+        finish(p, RTP_RETRY);
+        file_next();
+    }
+}
+
+static void file_write(pending *p)
+{
+    bool idle = !fd1.head;
+    if (fd1.tail)
+        fd1.tail->next = p;
+    else
+        fd1.head = p;
+    fd1.tail = p;
+    if (idle) file_next();
+}
+
+static void stdout_write(rtp_instance *ins, void *ctx, rtp_batch *b)
+{
+    pending *p = rtp_xcalloc(1, sizeof *p);
+    p->c = ctx;
+    p->batch = b;
+    format_batch(p->c, &p->text, b);
+    if (fd1.stream)
+        stream_write(p);
+    else
+        file_write(p);
+}
+
+/* ---- lifecycle ---------------------------------------------------------------- */
+
+static int stdout_init(rtp_instance *ins, void *ctx)
 {
     stdout_ctx *c = ctx;
+    c->ins = ins;
+    return 0;
+}
+
+static int stdout_start(rtp_instance *ins, void *ctx)
+{
     uv_loop_t *loop = rtp_instance_loop(ins);
     if (fd1.users && fd1.loop != loop) {
         rtp_error(ins, "standard output is already written by another engine in this process");
@@ -224,29 +269,20 @@ static int stdout_start(rtp_instance *ins, void *ctx)
         fd1.loop = loop;
         fd1.stream = fd1_open(loop);
     }
-    c->stream = fd1.stream;
     return 0;
 }
 
 /* The last instance to stop closes the stream, which cancels every write
- * still waiting on a reader that went away. */
+ * still waiting on a reader that went away. Writes to a file finish. */
 static void stdout_stop(rtp_instance *ins, void *ctx)
 {
-    stdout_ctx *c = ctx;
-    c->stream = NULL;
     if (--fd1.users == 0 && fd1.stream) {
         uv_close((uv_handle_t *)fd1.stream, NULL);
         fd1.stream = NULL;
     }
 }
 
-static void stdout_destroy(rtp_instance *ins, void *ctx)
-{
-    stdout_ctx *c = ctx;
-    rtp_sbuf_free(&c->out);
-}
-
 RTP_PLUGIN_DEFINE(.kind = RTP_OUTPUT, .name = "stdout",
                   .description = "writes each record as a line of JSON (or logfmt) to standard output",
                   .options = stdout_options, .ctx_size = sizeof(stdout_ctx), .init = stdout_init,
-                  .start = stdout_start, .stop = stdout_stop, .write = stdout_write, .destroy = stdout_destroy);
+                  .start = stdout_start, .stop = stdout_stop, .write = stdout_write);

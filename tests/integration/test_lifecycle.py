@@ -164,6 +164,28 @@ class Lifecycle(Case):
         self.assertEqual(sorted(x["seq"] for x in lines if "seq" in x), [i for i in range(60_000) if i % 3])
         self.assertEqual(sum(1 for x in lines if "error" in x), 20_000)
 
+    def test_stdout_with_several_batches_in_flight_keeps_them_whole_and_in_order(self):
+        # max_inflight = 4 once made four writes share one request and buffer
+        path = os.path.join(self.dir, "in.csv")
+        make_csv(path, 100_000)
+        conf = f"""
+            [input.csv]
+            path = {path}
+            exit_on_eof = true
+            batch_size = 1000
+            [output.stdout]
+            max_inflight = 4
+            """
+        with open(os.path.join(self.dir, "out.jsonl"), "w+") as f:  # a regular file: the thread-pool path
+            p = self.start(conf, stdout=f)
+            _, err = p.communicate(timeout=120)
+            self.assertEqual(p.returncode, 0, err.decode()[-2000:])
+            f.seek(0)
+            self.assertEqual(seqs(f.read()), list(range(100_000)))
+        r = self.rtproc(conf=conf)  # a pipe: the stream path
+        self.assertEqual(r.code, 0, r.err[-2000:])
+        self.assertEqual(seqs(r.out), list(range(100_000)))
+
     def test_grace_period_bounds_a_stuck_shutdown(self):
         path = os.path.join(self.dir, "big.csv")
         make_csv(path, 300_000)

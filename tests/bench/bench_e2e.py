@@ -235,7 +235,8 @@ def main():
     args = ap.parse_args()
     n = args.messages
     print(f"machine: {os.cpu_count()} CPUs, {os.uname().machine}, {os.uname().release}")
-    mock, brokers = bench_kafka.start_mock(args.build)
+    mock = bench_kafka.start_mock(args.build)
+    brokers = mock.brokers
     try:
         with tempfile.TemporaryDirectory(prefix="rtproc-bench-") as tmp:
             os.chmod(tmp, 0o755)  # the servers run as another user
@@ -265,8 +266,7 @@ def main():
                     print(f"         kafka -> postgres runs at {kactive / a:.0%} of rtproc's kafka -> null "
                           f"after the join (the input's own ceiling); upsert at {kactive / au:.0%}", flush=True)
     finally:
-        mock.stdin.close()
-        mock.wait(timeout=30)
+        mock.close()
 
 
 if __name__ == "__main__":

@@ -29,11 +29,12 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from measure import run  # noqa: E402
-
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, "../.."))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(ROOT, "tests/integration"))
+from measure import run  # noqa: E402
+import servers  # noqa: E402
 # The mock cluster keeps only about 5 MB per partition (older messages are
 # deleted, the low watermark moves), so the ticks are keyed by sequence
 # number, which spreads them evenly over enough partitions to keep all of
@@ -42,10 +43,8 @@ PARTITIONS = 32
 
 
 def start_mock(build):
-    mock = os.path.join(build, "tests/kafka/kafka_mock")
-    p = subprocess.Popen([mock, "--brokers", "3", "--topic", f"ticks:{PARTITIONS}"], stdin=subprocess.PIPE,
-                         stdout=subprocess.PIPE, text=True)
-    return p, p.stdout.readline().strip()
+    """The mock cluster with the benchmark's topic; .brokers, .close()."""
+    return servers.KafkaMock(os.path.join(build, "tests/kafka/kafka_mock"), {"ticks": PARTITIONS})
 
 
 def produce(brokers, n, tmp):
@@ -147,7 +146,8 @@ def main():
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
     print(f"machine: {os.cpu_count()} CPUs, {os.uname().machine}, {os.uname().release}")
-    mock, brokers = start_mock(args.build)
+    mock = start_mock(args.build)
+    brokers = mock.brokers
     try:
         with tempfile.TemporaryDirectory(prefix="rtproc-bench-") as tmp:
             t0 = time.perf_counter()
@@ -165,8 +165,7 @@ def main():
             print(f"\nbest of {args.repeat}: rtproc/kcat -G rate ratio {ratio * 100:.0f}% "
                   f"(bar: 90%); CPU s rtproc {best['rtproc'][1]:.2f} vs kcat -G {best['kcat -G'][1]:.2f}")
     finally:
-        mock.stdin.close()
-        mock.wait(timeout=30)
+        mock.close()
 
 
 if __name__ == "__main__":

@@ -14,6 +14,8 @@ import unittest
 RTPROC = os.environ.get("RTPROC", os.path.join(os.path.dirname(__file__), "../../build/rtproc"))
 SOURCE_DIR = os.environ.get("RTP_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "../.."))
 DATA_DIR = os.environ.get("RTP_DATA_DIR", os.path.join(SOURCE_DIR, "../shared/data"))
+KAFKA_MOCK = os.environ.get("KAFKA_MOCK", os.path.join(os.path.dirname(os.path.abspath(RTPROC)),
+                                                       "tests/kafka/kafka_mock"))
 SANITIZED = os.environ.get("RTP_SANITIZE", "") in ("ON", "1", "TRUE", "YES")
 
 

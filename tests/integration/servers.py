@@ -1,4 +1,5 @@
-"""Real PostgreSQL and Redis servers for the integration tests.
+"""Real PostgreSQL, Redis and Kafka (librdkafka's mock cluster) servers for
+the integration tests and benchmarks.
 
 Each server runs on a free loopback port in its own temporary directory and
 can be stopped and started again on the same port (outage tests). Servers are
@@ -270,3 +271,29 @@ class Resp:
     def hgetall(self, key):
         flat = self.call("HGETALL", key)
         return dict(zip(flat[0::2], flat[1::2]))
+
+
+class KafkaMock:
+    """tests/kafka/kafka_mock: librdkafka's mock cluster (the real protocol on
+    loopback) with `brokers` brokers and topics {name: partitions}. It serves
+    until its stdin closes, so even a harness killed by SIGKILL takes it
+    along; close() ends it."""
+
+    def __init__(self, path, topics, brokers=3):
+        if not os.path.exists(path):
+            raise unittest.SkipTest(f"{path} missing (built only with librdkafka-dev)")
+        args = [path, "--brokers", str(brokers)]
+        for name, parts in topics.items():
+            args += ["--topic", f"{name}:{parts}"]
+        self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.brokers = self.proc.stdout.readline().strip()
+        if not self.brokers:
+            self.close()
+            raise RuntimeError("kafka_mock printed no bootstrap servers")
+
+    def close(self):
+        if self.proc.stdin.closed:
+            return
+        self.proc.stdin.close()
+        self.proc.wait(timeout=30)
+        self.proc.stdout.close()

@@ -40,15 +40,13 @@ import time
 import unittest
 
 import servers
-from harness import RTPROC, SANITIZED, SOURCE_DIR, Case, metric, read, rss_kb, wait_for
+from harness import KAFKA_MOCK, RTPROC, SANITIZED, SOURCE_DIR, Case, metric, read, rss_kb, wait_for
 
 try:
     from confluent_kafka import Consumer, Producer, TopicPartition
 except ImportError:  # the tests skip, saying why
     Producer = None
 
-MOCK = os.environ.get("KAFKA_MOCK", os.path.join(os.path.dirname(os.path.abspath(RTPROC)),
-                                                 "tests/kafka/kafka_mock"))
 PARTITIONS = 6
 SYMBOLS = [f"S{i:02d}" for i in range(50)]
 KEYS = [s.encode() for s in SYMBOLS]
@@ -103,21 +101,6 @@ def assignments(log):
     """Partition sets of the 'assigned' log lines, in order."""
     return [set(int(p) for p in re.findall(r"ticks\[(\d+)\]", m))
             for m in re.findall(r"assigned \d+ partitions?(?: \(incremental\))?: ([^\n]*)", log)]
-
-
-class Mock:
-    """A fresh kafka_mock: 3 brokers, topic ticks with 6 partitions."""
-
-    def __init__(self):
-        self.proc = subprocess.Popen([MOCK, "--brokers", "3", "--topic", f"ticks:{PARTITIONS}"],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        self.brokers = self.proc.stdout.readline().strip()
-        assert self.brokers, "kafka_mock printed no bootstrap servers"
-
-    def close(self):
-        self.proc.stdin.close()
-        self.proc.wait(timeout=30)
-        self.proc.stdout.close()
 
 
 class GroupView:
@@ -219,8 +202,8 @@ class PacedProducer(threading.Thread):
 class EndToEnd(Case):
     @classmethod
     def setUpClass(cls):
-        if not os.path.exists(MOCK):
-            raise unittest.SkipTest(f"{MOCK} missing (built only with librdkafka-dev)")
+        if not os.path.exists(KAFKA_MOCK):
+            raise unittest.SkipTest(f"{KAFKA_MOCK} missing (built only with librdkafka-dev)")
         if not os.access(RTPROC, os.X_OK):
             raise unittest.SkipTest(f"{RTPROC} missing")
         cls.pg = servers.Postgres()
@@ -233,7 +216,7 @@ class EndToEnd(Case):
         super().setUp()
         self.t0 = time.monotonic()
         self.addCleanup(lambda: print(f" [{time.monotonic() - self.t0:.1f} s]", end=" ", flush=True))
-        self.mock = Mock()
+        self.mock = servers.KafkaMock(KAFKA_MOCK, {"ticks": PARTITIONS})
         self.addCleanup(self.mock.close)
         self.name = self.id().rsplit(".", 1)[-1]
         self.table = self.name[:40]

@@ -16,7 +16,8 @@ import threading
 import time
 import unittest
 
-from harness import RTPROC, SANITIZED, Case, read, rss_kb, wait_for
+import servers
+from harness import KAFKA_MOCK, RTPROC, SANITIZED, Case, read, rss_kb, wait_for
 
 try:
     import confluent_kafka
@@ -24,8 +25,6 @@ try:
 except ImportError:  # the tests skip, saying why
     confluent_kafka = None
 
-MOCK = os.environ.get("KAFKA_MOCK", os.path.join(os.path.dirname(os.path.abspath(RTPROC)),
-                                                 "tests/kafka/kafka_mock"))
 TOPICS = {"ticks": 6, "meta": 6, "poison": 6, "stall": 1, "crash": 6, "shared": 6, "pressure": 24,
           "raw": 3, "rx-a": 2, "rx-b": 2, "late": 1}
 SYMBOLS = [f"SYM{i:02d}" for i in range(50)]
@@ -98,20 +97,9 @@ class Kafka(Case):
             raise unittest.SkipTest("python3-confluent-kafka is not installed")
         if not shutil.which("kcat"):
             raise unittest.SkipTest("kcat is not installed")
-        if not os.path.exists(MOCK):
-            raise unittest.SkipTest(f"{MOCK} missing (built only with librdkafka-dev)")
-        args = [MOCK, "--brokers", "3"]
-        for name, parts in TOPICS.items():
-            args += ["--topic", f"{name}:{parts}"]
-        cls.mock = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        cls.brokers = cls.mock.stdout.readline().strip()
-        assert cls.brokers, "kafka_mock printed no bootstrap servers"
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.mock.stdin.close()
-        cls.mock.wait(timeout=30)
-        cls.mock.stdout.close()
+        cls.mock = servers.KafkaMock(KAFKA_MOCK, TOPICS)
+        cls.addClassCleanup(cls.mock.close)
+        cls.brokers = cls.mock.brokers
 
     def kafka_conf(self, topic, group, extra="", out="[output.stdout]", service=""):
         # The mock cluster lets a member that left go only when its session

@@ -25,6 +25,8 @@
 
 static const char *const col_type_names[] = {"auto", "string", "int", "double", "bool", "time"};
 
+#define MAX_BUFFER ((uint64_t)1 << 30)
+
 #define OFF(f) offsetof(csv_ctx, f)
 static const rtp_option csv_options[] = {
     {"path", RTP_OPT_STR, NULL, RTP_OPT_REQUIRED, OFF(path), "CSV file to read", NULL},
@@ -56,9 +58,9 @@ static const rtp_option csv_options[] = {
     {"checkpoint_interval", RTP_OPT_DURATION, "1s", 0, OFF(checkpoint_interval),
      "how often the delivered offset is written (and always at stop)", NULL},
     {"batch_size", RTP_OPT_INT, "4096", 0, OFF(batch_size), "records per batch", NULL},
-    {"buffer_size", RTP_OPT_SIZE, "1M", 0, OFF(buffer_size), "bytes read from the file at a time", NULL},
+    {"buffer_size", RTP_OPT_SIZE, "1M", 0, OFF(buffer_size), "bytes read from the file at a time (4k to 1G)", NULL},
     {"max_row_size", RTP_OPT_SIZE, "1M", 0, OFF(max_row_size),
-     "longest row; a longer one goes to the error route and reading resumes at the next line", NULL},
+     "longest row (up to 1G); a longer one goes to the error route and reading resumes at the next line", NULL},
     RTP_OPT_END};
 
 /* ---- configuration --------------------------------------------------------- */
@@ -221,6 +223,12 @@ static int check_pacing(csv_ctx *c, rtp_instance *ins)
     }
     if (c->buffer_size < 4096 || c->max_row_size < 16) {
         rtp_config_error(ins, c->buffer_size < 4096 ? "buffer_size" : "max_row_size", "is too small");
+        return -1;
+    }
+    /* a read is at most twice the larger of the two, and libuv's read
+     * lengths are unsigned: 4G would read 0 bytes and look like the end */
+    if (c->buffer_size > MAX_BUFFER || c->max_row_size > MAX_BUFFER) {
+        rtp_config_error(ins, c->buffer_size > MAX_BUFFER ? "buffer_size" : "max_row_size", "is more than 1G");
         return -1;
     }
     return 0;

@@ -149,6 +149,8 @@ class ConfigMistakes(Case):
         self.assert_config_error(self.pipeline("speed = 10"), "[input.prices] speed: needs time_key")
         self.assert_config_error(self.pipeline("time_key = date\ntime_format = %Q"), "[input.prices] time_format:")
         self.assert_config_error(self.pipeline("delimiter = ;;"), "[input.prices] delimiter:")
+        self.assert_config_error(self.pipeline("buffer_size = 4G"), "[input.prices] buffer_size: is more than 1G")
+        self.assert_config_error(self.pipeline("max_row_size = 2G"), "[input.prices] max_row_size: is more than 1G")
         self.assert_config_error(self.pipeline("", "max_inflight = 0"), "[output.out] max_inflight:")
 
     def test_unknown_plugin_and_section(self):

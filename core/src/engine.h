@@ -75,6 +75,7 @@ struct rtp_instance {
     rtp_ack *ack_head, *ack_tail;
     size_t inflight_mem;
     bool paused;
+    bool finished; /* called rtp_input_finished */
     rtp_batch *pending_errors; /* rtp_input_error records waiting for the next emit */
 
     /* outputs */

@@ -10,7 +10,9 @@
 #include <string.h>
 
 #include <rtproc/backoff.h>
+#include <rtproc/options.h>
 
+#include "config.h"
 #include "engine.h"
 #include "log.h"
 #include "match.h"
@@ -289,10 +291,31 @@ void rtp_input_error(rtp_instance *ins, const char *reason, const void *raw, siz
     rtp_engine_wake(ins->eng);
 }
 
+/* exit_on_eof is the one plugin key the engine reads: it is how a pipeline
+ * says an input is finite, so the run waits for every such input. */
+static bool ends_the_run(const rtp_instance *in)
+{
+    const char *v = rtp_config_get(in->sec, "exit_on_eof");
+    bool b = false;
+    return v && rtp_parse_bool(v, &b) == 0 && b;
+}
+
+static const rtp_instance *unfinished_finite_input(const rtp_engine *eng)
+{
+    for (size_t i = 0; i < eng->n_inputs; i++)
+        if (!eng->inputs[i]->finished && ends_the_run(eng->inputs[i])) return eng->inputs[i];
+    return NULL;
+}
+
 void rtp_input_finished(rtp_instance *ins, bool exit)
 {
-    rtp_info(ins, "input finished%s", exit ? "; the run ends once everything is delivered" : "");
-    if (exit) rtp_engine_shutdown(ins->eng, false);
+    ins->finished = true;
+    const rtp_instance *other = exit ? unfinished_finite_input(ins->eng) : NULL;
+    if (other)
+        rtp_info(ins, "input finished; the run ends once [%s] has finished too", other->prefix);
+    else
+        rtp_info(ins, "input finished%s", exit ? "; the run ends once everything is delivered" : "");
+    if (exit && !other) rtp_engine_shutdown(ins->eng, false);
     rtp_engine_wake(ins->eng);
 }
 

@@ -190,6 +190,32 @@ class Lifecycle(Case):
         self.assertEqual(r.code, 0, r.err[-2000:])
         self.assertEqual(seqs(r.out), list(range(100_000)))
 
+    def test_the_run_ends_when_every_exit_on_eof_input_has_finished(self):
+        small, big = os.path.join(self.dir, "small.csv"), os.path.join(self.dir, "big.csv")
+        make_csv(small, 20)
+        make_csv(big, 200_000)
+        both = f"""
+            [input.small]
+            plugin = csv
+            path = {small}
+            exit_on_eof = true
+            [input.big]
+            plugin = csv
+            path = {big}
+            {{big}}
+            [output.null]
+            """
+        r = self.rtproc(conf=both.format(big="exit_on_eof = true"))
+        self.assertEqual(r.code, 0, r.err)
+        self.assertEqual(r.metric("input:big", "records_out"), 200_000, "the small file ended the run early")
+        self.assertEqual(r.metric("output:null", "records_in"), 200_020)
+        self.assertIn("the run ends once [input:big] has finished too", r.err)
+        # an input without exit_on_eof (here paced to last 200 s) does not hold the run
+        r = self.rtproc(conf=both.format(big="rate = 1000"), timeout=60)
+        self.assertEqual(r.code, 0, r.err)
+        self.assertEqual(r.metric("input:small", "records_out"), 20)
+        self.assertLess(r.metric("input:big", "records_out"), 200_000)
+
     def test_grace_period_bounds_a_stuck_shutdown(self):
         path = os.path.join(self.dir, "big.csv")
         make_csv(path, 300_000)

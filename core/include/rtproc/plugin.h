@@ -109,7 +109,8 @@ RTP_API bool rtp_input_paused(const rtp_instance *ins);
  * the next rtp_input_emit hands over, so call this before emitting. */
 RTP_API void rtp_input_error(rtp_instance *ins, const char *reason, const void *raw, size_t len);
 /* The input has nothing more to read. With exit set, the engine shuts down
- * gracefully once everything emitted has been delivered. */
+ * gracefully once everything emitted has been delivered, and once every
+ * other input whose section sets exit_on_eof = true has finished too. */
 RTP_API void rtp_input_finished(rtp_instance *ins, bool exit);
 
 /* ---- filters ------------------------------------------------------------- */

@@ -9,7 +9,8 @@
  * (LOADING, OOM, READONLY, ...) and a lost connection keep the command to
  * be sent again: after a backoff, on the same or a new connection. Only
  * commands without a reply are sent again, so a reconnection does not
- * repeat an XADD or LPUSH that Redis already confirmed. */
+ * repeat an XADD or LPUSH that Redis already confirmed; a record's PEXPIRE
+ * or LTRIM counts as done only once the write ahead of it is. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -150,6 +151,7 @@ static void on_reply(redisAsyncContext *ac, void *r, void *privdata)
     token *t = privdata;
     job *j = t->j;
     redis_ctx *c = ac->data;
+    uint8_t before = (uint8_t)((1u << t->which) - 1); /* the record's commands sent ahead of this one */
     j->outstanding--;
     j->sent[t->i] &= (uint8_t) ~(1u << t->which);
     if (!reply) {
@@ -160,6 +162,12 @@ static void on_reply(redisAsyncContext *ac, void *r, void *privdata)
         if (!c->stopping && !uv_is_active((uv_handle_t *)&c->timer)) retry_later(c);
     } else if (reply->type == REDIS_REPLY_ERROR) {
         if (j->done[t->i] != (1u << j->ncmd) - 1) reject(c, j, t->i, reply->str);
+    } else if ((j->done[t->i] & before) != before) {
+        /* PEXPIRE or LTRIM accepted behind a write Redis refused for now:
+         * it acted on a key that is not there yet, so it goes again after
+         * the write (replies come in order: the write's came first) */
+        j->resend = true;
+        if (!c->stopping && !uv_is_active((uv_handle_t *)&c->timer)) retry_later(c);
     } else {
         j->done[t->i] |= (uint8_t)(1u << t->which);
     }

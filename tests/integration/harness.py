@@ -78,9 +78,9 @@ class Case(unittest.TestCase):
                               errors="surrogateescape")
         return Result(proc, proc.stdout, proc.stderr)
 
-    def start(self, conf, stdout=subprocess.PIPE, **kw):
+    def start(self, conf, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw):
         path = self.conf(conf)
-        return subprocess.Popen([RTPROC, "-c", path], stdout=stdout, stderr=subprocess.PIPE,
+        return subprocess.Popen([RTPROC, "-c", path], stdout=stdout, stderr=stderr,
                                 stdin=subprocess.DEVNULL, **kw)
 
     def assert_config_error(self, conf, *fragments):

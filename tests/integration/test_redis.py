@@ -4,12 +4,13 @@ restart of Redis in the middle of a paced replay. Contents are read back
 with an independent RESP client (servers.Resp)."""
 import json
 import os
+import re
 import threading
 import time
 import unittest
 
 import servers
-from harness import Case
+from harness import Case, read, wait_for
 
 
 def make_csv(path, rows, symbols=5):
@@ -174,6 +175,55 @@ class Redis(Case):
         self.assertIn(b"AUTH failed", err)
         self.assertNotIn(b"not-the-password", err)
         self.assertEqual(self.db.call("DBSIZE"), 0)
+
+    def test_a_record_refused_for_memory_gets_its_ttl_and_trim_once_written(self):
+        """Redis at maxmemory refuses HSET and LPUSH with OOM but accepts the
+        PEXPIRE and LTRIM pipelined behind them (on a key that does not exist
+        yet): those must be sent again after the write they follow, or the
+        keys end up without expiry and the lists untrimmed."""
+        admin = self.redis.client()
+        self.addCleanup(admin.close)
+        self.addCleanup(admin.call, "CONFIG", "SET", "maxmemory", "0")
+        admin.call("SET", "filler", "x" * 2_000_000)
+        used = int(re.search(r"used_memory:(\d+)", admin.call("INFO", "memory")).group(1))
+        admin.call("CONFIG", "SET", "maxmemory-policy", "noeviction")
+        admin.call("CONFIG", "SET", "maxmemory", str(used - 1_000_000))  # over the limit: writes are refused
+        path = os.path.join(self.dir, "in.csv")
+        make_csv(path, 20, symbols=2)
+        err = os.path.join(self.dir, "err.log")
+        with open(err, "w") as e:
+            p = self.start(f"""
+                [input.csv]
+                path = {path}
+                exit_on_eof = true
+                [output.h]
+                plugin = redis
+                port = {self.redis.port}
+                password = pw-redis
+                db = 3
+                key = h:{{seq}}
+                ttl = 10m
+                reconnect_max_wait = 200ms
+                [output.l]
+                plugin = redis
+                port = {self.redis.port}
+                password = pw-redis
+                db = 3
+                mode = list
+                key = l:{{symbol}}
+                max_len = 3
+                reconnect_max_wait = 200ms
+                """, stderr=e)
+            self.addCleanup(p.kill)
+            wait_for(lambda: "OOM" in read(err), 30, "Redis to refuse for memory")
+            time.sleep(0.5)
+            admin.call("DEL", "filler")
+            admin.call("CONFIG", "SET", "maxmemory", "0")
+            p.wait(timeout=60)
+        self.assertEqual(p.returncode, 0, read(err)[-2000:])
+        ttls = [self.db.call("PTTL", f"h:{i}") for i in range(20)]
+        self.assertTrue(all(500_000 < t <= 600_000 for t in ttls), f"PTTL of h:0..19: {ttls}")
+        self.assertEqual([self.db.call("LLEN", f"l:S{s}") for s in range(2)], [3, 3])
 
     def test_bad_template_is_a_configuration_error(self):
         self.assert_config_error("[input.csv]\npath = x.csv\n[output.redis]\nkey = a:{symbol\n",

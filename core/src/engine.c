@@ -430,6 +430,7 @@ static void instance_free(rtp_instance *ins)
         rtp_batch *b;
         while ((b = rtp_ring_pop(&ins->queue)) != NULL) rtp_batch_unref(b);
         rtp_ring_free(&ins->queue);
+        free(ins->fails);
     }
     if (ins->plugin) rtp_options_release(ins->plugin->options, ins->ctx);
     rtp_options_release(rtp_instance_options(ins->kind), &ins->conf);

@@ -81,7 +81,9 @@ struct rtp_instance {
     /* outputs */
     rtp_ring queue;
     int64_t inflight;
-    int retries;
+    int retries; /* failures in a row: the backoff's step */
+    struct retry_count *fails; /* batches that failed, and how often: retry_limit is per batch */
+    size_t n_fails;
     bool backing_off;
     uv_timer_t retry_timer;
     rtp_batch *reject_src, *reject_batch; /* error records collected by rtp_output_reject */

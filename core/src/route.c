@@ -410,20 +410,44 @@ static void on_retry_timer(uv_timer_t *t)
     rtp_engine_wake(out->eng);
 }
 
-static void schedule_retry(rtp_instance *out, rtp_batch *b)
+static void schedule_retry(rtp_instance *out, rtp_batch *b, int attempt)
 {
     out->retries++;
     metric_add(out->m.retries, 1);
     uint64_t wait = rtp_backoff_ms((unsigned)out->retries - 1, 1000, (uint64_t)out->conf.retry_max_wait);
-    rtp_warn(out, "delivery failed; retry %d in %llu ms", out->retries, (unsigned long long)wait);
+    rtp_warn(out, "delivery failed; retry %d in %llu ms", attempt, (unsigned long long)wait);
     rtp_ring_push_front(&out->queue, b);
     out->backing_off = true;
     uv_timer_start(&out->retry_timer, on_retry_timer, wait, 0);
 }
 
-static bool retries_exhausted(const rtp_instance *out)
+/* Retries are counted per batch: with max_inflight > 1, another batch's
+ * success must not reset the count of one that keeps failing, or it would
+ * never reach retry_limit. At most max_inflight batches are here at once. */
+struct retry_count {
+    const rtp_batch *b;
+    int n;
+};
+
+static int *retry_count_of(rtp_instance *out, const rtp_batch *b)
 {
-    return out->conf.retry_limit >= 0 && out->retries >= out->conf.retry_limit;
+    for (size_t i = 0; i < out->n_fails; i++)
+        if (out->fails[i].b == b) return &out->fails[i].n;
+    out->fails = rtp_xrealloc(out->fails, (out->n_fails + 1) * sizeof *out->fails);
+    out->fails[out->n_fails] = (struct retry_count){b, 0};
+    return &out->fails[out->n_fails++].n;
+}
+
+/* The batch is done with this output (delivered or given up): forget it. */
+static int retry_count_forget(rtp_instance *out, const rtp_batch *b)
+{
+    for (size_t i = 0; i < out->n_fails; i++) {
+        if (out->fails[i].b != b) continue;
+        int n = out->fails[i].n;
+        out->fails[i] = out->fails[--out->n_fails];
+        return n;
+    }
+    return 0;
 }
 
 void rtp_output_done(rtp_instance *out, rtp_batch *b, rtp_status status)
@@ -438,13 +462,17 @@ void rtp_output_done(rtp_instance *out, rtp_batch *b, rtp_status status)
         route_error_batch(out, out->reject_batch);
         out->reject_batch = out->reject_src = NULL;
     }
-    if (status == RTP_RETRY && !retries_exhausted(out)) {
-        schedule_retry(out, b);
-        return;
+    if (status == RTP_RETRY) {
+        int *n = retry_count_of(out, b);
+        if (out->conf.retry_limit < 0 || *n < out->conf.retry_limit) {
+            schedule_retry(out, b, ++*n);
+            return;
+        }
     }
+    int retried = retry_count_forget(out, b);
     if (status != RTP_OK) {
         rtp_error(out, "giving up on a batch of %zu records after %d retries: sent to error.%s",
-                  b->n, out->retries, out->name);
+                  b->n, retried, out->name);
         rtp_batch *e = is_error_batch(b) ? NULL : error_batch_for(out, b);
         for (size_t i = 0; i < b->n; i++) add_error_record(out, e, b->recs[i], "delivery failed");
         route_error_batch(out, e);

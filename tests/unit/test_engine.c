@@ -148,7 +148,7 @@ static const rtp_plugin summer_plugin = {.abi_major = RTP_ABI_MAJOR, .abi_minor 
 
 /* ---- a collecting output with failure modes ----------------------------- */
 
-enum { MODE_OK, MODE_RETRY_TWICE, MODE_REJECT_ODD, MODE_HOLD };
+enum { MODE_OK, MODE_RETRY_TWICE, MODE_REJECT_ODD, MODE_HOLD, MODE_FAIL_FIRST_LATER };
 
 typedef struct collect_ctx {
     int mode;
@@ -158,13 +158,16 @@ typedef struct collect_ctx {
     int failures;
     rtp_batch *held[4096];
     size_t n_held;
+    uv_timer_t later; /* fail_first_later: completes the held batches */
+    bool later_open;
 } collect_ctx;
 
 static collect_ctx *collectors[4];
 static size_t n_collectors;
 
 static const rtp_option collect_opts[] = {
-    {"mode", RTP_OPT_ENUM, "ok", 0, offsetof(collect_ctx, mode), "behaviour", "ok|retry_twice|reject_odd|hold"},
+    {"mode", RTP_OPT_ENUM, "ok", 0, offsetof(collect_ctx, mode), "behaviour",
+     "ok|retry_twice|reject_odd|hold|fail_first_later"},
     RTP_OPT_END};
 
 static int collect_init(rtp_instance *ins, void *ctx)
@@ -175,9 +178,45 @@ static int collect_init(rtp_instance *ins, void *ctx)
     return 0;
 }
 
+/* fail_first_later: batches complete together a moment after their write,
+ * as with max_inflight > 1 on a network sink; the one holding record 0
+ * always fails, the others succeed. */
+static void complete_later(uv_timer_t *t)
+{
+    collect_ctx *c = t->data;
+    size_t n = c->n_held;
+    c->n_held = 0;
+    for (size_t i = 0; i < n; i++) {
+        rtp_batch *b = c->held[i];
+        if (rtp_record_get(rtp_batch_record(b, 0), k_v)->v.i == 0) {
+            c->failures++;
+            rtp_output_done(c->ins, b, RTP_RETRY);
+            continue;
+        }
+        for (size_t k = 0; k < rtp_batch_count(b); k++) c->seen[c->n++] = rtp_record_get(rtp_batch_record(b, k), k_v)->v.i;
+        rtp_output_done(c->ins, b, RTP_OK);
+    }
+}
+
+static void collect_stop(rtp_instance *ins, void *ctx)
+{
+    collect_ctx *c = ctx;
+    if (c->later_open) uv_close((uv_handle_t *)&c->later, NULL);
+}
+
 static void collect_write(rtp_instance *ins, void *ctx, rtp_batch *b)
 {
     collect_ctx *c = ctx;
+    if (c->mode == MODE_FAIL_FIRST_LATER) {
+        if (!c->later_open) {
+            uv_timer_init(rtp_instance_loop(ins), &c->later);
+            c->later.data = c;
+            c->later_open = true;
+        }
+        c->held[c->n_held++] = b;
+        uv_timer_start(&c->later, complete_later, 1, 0);
+        return;
+    }
     if (c->mode == MODE_RETRY_TWICE && c->failures < 2) {
         c->failures++;
         rtp_output_done(ins, b, RTP_RETRY);
@@ -201,7 +240,7 @@ static void collect_write(rtp_instance *ins, void *ctx, rtp_batch *b)
 static const rtp_plugin collect_plugin = {.abi_major = RTP_ABI_MAJOR, .abi_minor = RTP_ABI_MINOR,
                                           .kind = RTP_OUTPUT, .name = "collect", .description = "test output",
                                           .options = collect_opts, .ctx_size = sizeof(collect_ctx),
-                                          .init = collect_init, .write = collect_write};
+                                          .init = collect_init, .write = collect_write, .stop = collect_stop};
 
 /* ---- harness ------------------------------------------------------------------ */
 
@@ -334,6 +373,18 @@ Test(engine, exhausted_retries_send_the_batch_to_the_error_route)
     assert_acks_in_order(10, 10);
 }
 
+Test(engine, retry_limit_counts_each_batch_while_others_succeed)
+{
+    run("[input.gen]\ntag = t\ncount = 100\n"
+        "[output.sink]\nplugin = collect\nmode = fail_first_later\nmax_inflight = 4\nretry_limit = 2\n"
+        "retry_max_wait = 10ms\nmatch = t\n"
+        "[output.dlq]\nplugin = collect\nmatch = error.*\n");
+    cr_assert_eq(collectors[0]->failures, 3, "one try and retry_limit retries, not one per success around it");
+    cr_assert_eq(collectors[0]->n, 90);
+    cr_assert_eq(collectors[1]->n, 10, "the failing batch reached the error route");
+    assert_acks_in_order(100, 10);
+}
+
 Test(engine, rejected_records_reach_the_error_route)
 {
     run("[input.gen]\ntag = t\ncount = 40\n"
@@ -390,7 +441,7 @@ Test(engine, bad_enum_names_section_and_key)
     cr_assert_eq(build("[input.gen]\n[output.collect]\nmode = sometimes\n"), -1);
     fflush(stderr);
     cr_assert_stderr_eq_str("rtproc: [output.collect] mode: invalid value 'sometimes': expected one of "
-                            "ok|retry_twice|reject_odd|hold\n");
+                            "ok|retry_twice|reject_odd|hold|fail_first_later\n");
 }
 
 Test(engine, missing_plugin_is_a_config_error)

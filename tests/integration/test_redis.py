@@ -191,28 +191,21 @@ class Redis(Case):
         path = os.path.join(self.dir, "in.csv")
         make_csv(path, 20, symbols=2)
         err = os.path.join(self.dir, "err.log")
+        server = f"plugin = redis\nport = {self.redis.port}\npassword = pw-redis\ndb = 3\nreconnect_max_wait = 200ms"
         with open(err, "w") as e:
             p = self.start(f"""
                 [input.csv]
                 path = {path}
                 exit_on_eof = true
                 [output.h]
-                plugin = redis
-                port = {self.redis.port}
-                password = pw-redis
-                db = 3
+                {server}
                 key = h:{{seq}}
                 ttl = 10m
-                reconnect_max_wait = 200ms
                 [output.l]
-                plugin = redis
-                port = {self.redis.port}
-                password = pw-redis
-                db = 3
+                {server}
                 mode = list
                 key = l:{{symbol}}
                 max_len = 3
-                reconnect_max_wait = 200ms
                 """, stderr=e)
             self.addCleanup(p.kill)
             wait_for(lambda: "OOM" in read(err), 30, "Redis to refuse for memory")

@@ -188,6 +188,15 @@ static void stream_write(pending *p)
 
 static void file_next(void);
 
+/* The write at the head of the queue is over: complete it, start the next. */
+static void file_done(pending *p, int status)
+{
+    fd1.head = p->next;
+    if (!fd1.head) fd1.tail = NULL;
+    finish(p, status);
+    file_next();
+}
+
 static void on_file_written(uv_fs_t *req)
 {
     pending *p = req->data;
@@ -195,17 +204,14 @@ static void on_file_written(uv_fs_t *req)
     uv_fs_req_cleanup(req);
     if (n < 0 && n != UV_EAGAIN && n != UV_EINTR) {
         rtp_error(p->c->ins, "write to stdout failed: %s", uv_strerror((int)n));
-    } else {
-        if (n > 0) p->written += (size_t)n;
-        if (p->written < p->text.len) {
-            file_next(); /* the rest of the same batch */
-            return;
-        }
+        file_done(p, RTP_RETRY);
+        return;
     }
-    fd1.head = p->next;
-    if (!fd1.head) fd1.tail = NULL;
-    finish(p, n < 0 && n != UV_EAGAIN && n != UV_EINTR ? RTP_RETRY : RTP_OK);
-    file_next();
+    if (n > 0) p->written += (size_t)n;
+    if (p->written < p->text.len)
+        file_next(); /* the rest of the same batch */
+    else
+        file_done(p, RTP_OK);
 }
 
 /* Starts (or continues) the write at the head of the queue. */
@@ -219,10 +225,7 @@ static void file_next(void)
     int rc = uv_fs_write(fd1.loop, &p->req.fs, 1, &buf, 1, -1, on_file_written);
     if (rc < 0) {
         rtp_error(p->c->ins, "cannot write to stdout: %s", uv_strerror(rc));
-        fd1.head = p->next;
-        if (!fd1.head) fd1.tail = NULL;
-        finish(p, RTP_RETRY);
-        file_next();
+        file_done(p, RTP_RETRY);
     }
 }
 
